@@ -1,0 +1,297 @@
+// Package app wires the daemon's parts together: configuration, bus,
+// providers, reconciler, consumer, publisher and HTTP. cmd/autoscaler only
+// parses flags and calls it; tests and benchmarks run it in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/hodei/hodei-autoscaler/internal/config"
+	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/events"
+	"github.com/hodei/hodei-autoscaler/internal/httpapi"
+	"github.com/hodei/hodei-autoscaler/internal/metrics"
+	"github.com/hodei/hodei-autoscaler/internal/policy"
+	"github.com/hodei/hodei-autoscaler/internal/providers"
+	"github.com/hodei/hodei-autoscaler/internal/providers/factory"
+	"github.com/hodei/hodei-autoscaler/internal/scaler"
+)
+
+// ProviderFactory builds a pool's provider. Tests and benchmarks may
+// replace the default (factory.New).
+type ProviderFactory func(owner string, pool config.Pool, log zerolog.Logger) (providers.Provider, error)
+
+// Options are the app's injected dependencies.
+type Options struct {
+	Logger    zerolog.Logger
+	Registry  *prometheus.Registry // a fresh one if nil
+	Providers ProviderFactory      // factory.New if nil
+	// Now is the reconciler's clock (time.Now if nil).
+	Now func() time.Time
+}
+
+// App is a running daemon.
+type App struct {
+	cfg   config.Config
+	log   zerolog.Logger
+	reg   *prometheus.Registry
+	m     *metrics.Metrics
+	bus   *events.Bus
+	provs map[domain.PoolName]providers.Provider
+	rec   *scaler.Reconciler
+	pub   *events.Publisher
+	ln    net.Listener
+	srv   *http.Server
+}
+
+// New builds the daemon and connects it: providers, bus and streams, and
+// the HTTP listener. It does not start scaling; Run does.
+func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error) {
+	a := &App{cfg: cfg, log: opt.Logger, reg: opt.Registry, provs: map[domain.PoolName]providers.Provider{}}
+	if a.reg == nil {
+		a.reg = prometheus.NewRegistry()
+	}
+	a.m = metrics.New(a.reg)
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+
+	build := opt.Providers
+	if build == nil {
+		build = factory.New
+	}
+	pools := make([]scaler.PoolConfig, 0, len(cfg.Pools))
+	for _, pc := range cfg.Pools {
+		p, err := build(cfg.Name, pc, a.log)
+		if err != nil {
+			return nil, err
+		}
+		a.provs[pc.PoolName()] = p
+		pools = append(pools, PoolConfig(cfg, pc))
+	}
+
+	a.bus, err = events.Connect(ctx, cfg.NATS, a.log.With().Str("component", "bus").Logger())
+	if err != nil {
+		return nil, err
+	}
+	a.pub = events.NewPublisher(a.bus.JS, a.bus.Subjects, cfg.NATS.Source, cfg.NATS.Publish.Buffer,
+		a.log.With().Str("component", "publisher").Logger(),
+		func(typ, result string) { a.m.Published.WithLabelValues(typ, result).Inc() })
+
+	eng := scaler.NewEngine(pools, cfg.Reconcile.MaxJobAge.D())
+	a.rec = scaler.NewReconciler(eng, a.provs, a.pub, a.m, a.log.With().Str("component", "reconciler").Logger(), scaler.Options{
+		Interval:         cfg.Reconcile.Interval.D(),
+		ResyncInterval:   cfg.Reconcile.ResyncInterval.D(),
+		ProviderTimeout:  cfg.Reconcile.ProviderTimeout.D(),
+		BreakerFailures:  cfg.Reconcile.BreakerFailures,
+		BreakerCooldown:  cfg.Reconcile.BreakerCooldown.D(),
+		MaxConcurrentOps: cfg.Reconcile.MaxConcurrentOps,
+		ShutdownTimeout:  cfg.Shutdown.Timeout.D(),
+		StopWorkers:      cfg.Shutdown.StopWorkers,
+		Now:              opt.Now,
+	})
+
+	a.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listening on http.listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	a.srv = &http.Server{
+		Handler:           httpapi.Handler(a.reg, a.checks(), func() any { return a.rec.Status() }),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	return a, nil
+}
+
+// PoolConfig turns a pool's configuration into the engine's.
+func PoolConfig(cfg config.Config, pc config.Pool) scaler.PoolConfig {
+	return scaler.PoolConfig{
+		Name:     pc.PoolName(),
+		Provider: pc.Provider,
+		Settings: policy.Settings{
+			MinWorkers:                pc.MinWorkers,
+			MaxWorkers:                pc.MaxWorkers,
+			JobsPerWorker:             pc.JobsPerWorker,
+			IdleWorkers:               pc.IdleWorkers.Count,
+			IdleTimeout:               pc.IdleTimeout.D(),
+			ProvisionTimeout:          pc.ProvisionTimeout.D(),
+			MaxConcurrentProvisioning: pc.MaxConcurrentProvisioning,
+		},
+		DryRun:       pc.IsDryRun(cfg.DryRun),
+		StopGrace:    pc.StopGracePeriod.D(),
+		RetryInitial: cfg.Reconcile.RetryInitial.D(),
+		RetryMax:     cfg.Reconcile.RetryMax.D(),
+		RetryJitter:  0.2,
+	}
+}
+
+func (a *App) checks() []httpapi.Check {
+	return []httpapi.Check{
+		{Name: "bus", Fn: func() error {
+			if !a.bus.Connected() {
+				return errors.New("not connected to nats")
+			}
+			return nil
+		}},
+		{Name: "stream", Fn: func() error {
+			if !a.rec.CaughtUp() {
+				return errors.New("still folding the retained job stream")
+			}
+			return nil
+		}},
+		{Name: "providers", Fn: func() error {
+			down := a.rec.ProviderHealth()
+			if len(down) == 0 {
+				return nil
+			}
+			errs := make([]error, 0, len(down))
+			for _, pc := range a.cfg.Pools {
+				if why, ok := down[pc.PoolName()]; ok {
+					errs = append(errs, fmt.Errorf("pool %s (%s): %s", pc.Name, pc.Provider, why))
+				}
+			}
+			return errors.Join(errs...)
+		}},
+	}
+}
+
+// HTTPAddr is the address the HTTP listener is bound to.
+func (a *App) HTTPAddr() string { return a.ln.Addr().String() }
+
+// BusURL is the NATS URL workers and the scheduler use.
+func (a *App) BusURL() string { return a.bus.ClientURL() }
+
+// Bus returns the bus connection (tests use it to publish).
+func (a *App) Bus() *events.Bus { return a.bus }
+
+// Registry returns the metrics registry.
+func (a *App) Registry() *prometheus.Registry { return a.reg }
+
+// Ready reports whether /readyz would answer 200.
+func (a *App) Ready() bool {
+	for _, c := range a.checks() {
+		if c.Fn() != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Status returns every pool's status (as /v1/pools).
+func (a *App) Status() []scaler.PoolStatus { return a.rec.Status() }
+
+// Run scales until ctx ends, then shuts down in order: stop consuming,
+// let the reconciler finish or abandon provider calls (shutdown.timeout),
+// publish what is queued, close the bus and the listener. It returns nil
+// after a clean shutdown.
+func (a *App) Run(ctx context.Context) error {
+	defer a.close()
+	a.m.BusConnected.Set(b2f(a.bus.Connected()))
+
+	httpErr := make(chan error, 1)
+	go func() {
+		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
+			httpErr <- err
+		}
+	}()
+
+	pubCtx, abandonPublish := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandonPublish()
+	go func() { _ = a.pub.Run(pubCtx) }()
+
+	recCtx, stopRec := context.WithCancel(ctx)
+	defer stopRec()
+	recDone := make(chan error, 1)
+	go func() { recDone <- a.rec.Run(recCtx) }()
+
+	consCtx, stopConsumer := context.WithCancel(ctx)
+	defer stopConsumer()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c := &events.Consumer{
+			JS:      a.bus.JS,
+			Decoder: events.Decoder{Subjects: a.bus.Subjects, MaxBytes: a.cfg.NATS.MaxEventBytes},
+			Log:     a.log.With().Str("component", "consumer").Logger(),
+		}
+		err := c.Run(consCtx, func(d events.Delivery) { a.rec.Deliver(d) })
+		if err != nil && consCtx.Err() == nil {
+			a.log.Error().Err(err).Msg("job stream consumer stopped")
+		}
+	}()
+
+	busTick := time.NewTicker(time.Second)
+	defer busTick.Stop()
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-httpErr:
+			runErr = fmt.Errorf("http server: %w", err)
+			break loop
+		case err := <-recDone:
+			runErr = fmt.Errorf("reconciler stopped: %w", err)
+			break loop
+		case <-busTick.C:
+			a.m.BusConnected.Set(b2f(a.bus.Connected()))
+		}
+	}
+
+	start := time.Now()
+	a.log.Info().Msg("shutting down: consumer first")
+	stopConsumer()
+	wg.Wait()
+	stopRec()
+	if runErr == nil {
+		<-recDone
+	}
+	a.pub.Close()
+	left := a.cfg.Shutdown.Timeout.D() - time.Since(start)
+	select {
+	case <-a.pub.Done():
+	case <-time.After(max(left, time.Second)):
+		a.log.Warn().Int("unpublished", a.pub.Pending()).Msg("shutdown timeout: abandoning unpublished events")
+		abandonPublish()
+		<-a.pub.Done()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = a.srv.Shutdown(sctx)
+	a.log.Info().Dur("took", time.Since(start)).Msg("shutdown complete")
+	return runErr
+}
+
+func (a *App) close() {
+	if a.bus != nil {
+		a.bus.Close()
+	}
+	if a.ln != nil {
+		_ = a.ln.Close()
+	}
+	for _, p := range a.provs {
+		if c, ok := p.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,275 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/hodei/hodei-autoscaler/internal/domain"
+)
+
+// Providers this build knows. Both are always compiled in.
+var knownProviders = []string{"docker", "kubernetes"}
+
+// Validate reports every problem in the configuration, one error per
+// problem, each naming the key and the fix.
+func (c *Config) Validate() error {
+	v := &validator{}
+	c.validate(v)
+	return errors.Join(v.problems...)
+}
+
+type validator struct{ problems []error }
+
+func (v *validator) add(key, format string, args ...any) {
+	v.problems = append(v.problems, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (v *validator) positive(key string, d Duration) {
+	if d <= 0 {
+		v.add(key, "must be a positive duration such as 30s (got %s)", d)
+	}
+}
+
+func (c *Config) validate(v *validator) {
+	if c.Name == "" || strings.ContainsAny(c.Name, " \t\n") || len(c.Name) > 63 {
+		v.add("name", "must be 1-63 characters without spaces (got %q); it is the hodei.autoscaler ownership label", c.Name)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", "must be one of trace, debug, info, warn, error (got %q)", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "console" {
+		v.add("log.format", "must be json or console (got %q)", c.Log.Format)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		v.add("http.listen", "must be host:port such as 127.0.0.1:9090 (got %q)", c.HTTP.Listen)
+	}
+	c.NATS.validate(v)
+	c.Reconcile.validate(v)
+	v.positive("shutdown.timeout", c.Shutdown.Timeout)
+
+	if len(c.Pools) == 0 {
+		v.add("pools", "at least one pool is needed; see config.example.yaml")
+	}
+	seen := map[string]bool{}
+	for i := range c.Pools {
+		p := &c.Pools[i]
+		key := fmt.Sprintf("pools[%d]", i)
+		if p.Name != "" {
+			key = fmt.Sprintf("pools[%d] (%s)", i, p.Name)
+		}
+		if seen[p.Name] {
+			v.add(key+".name", "duplicate pool name %q: every pool needs its own name", p.Name)
+		}
+		seen[p.Name] = true
+		p.validate(v, key, c.Reconcile)
+	}
+}
+
+func (n *NATS) validate(v *validator) {
+	if n.URL == "" {
+		v.add("nats.url", "must be \"embedded\" or a server URL such as nats://127.0.0.1:4222")
+	} else if n.URL == "embedded" {
+		if n.Embedded.Port < -1 || n.Embedded.Port > 65535 {
+			v.add("nats.embedded.port", "must be 0-65535, or -1 for a random port (got %d)", n.Embedded.Port)
+		}
+		if n.Embedded.StoreDir == "" {
+			v.add("nats.embedded.store_dir", "must name a directory for JetStream's files, such as data/nats")
+		}
+		if n.Embedded.Host == "" {
+			v.add("nats.embedded.host", "must be an address to listen on, such as 127.0.0.1")
+		}
+	} else {
+		for _, u := range strings.Split(n.URL, ",") {
+			pu, err := url.Parse(strings.TrimSpace(u))
+			if err != nil || pu.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, pu.Scheme) {
+				v.add("nats.url", "%q is not a NATS URL: use embedded or nats://host:port (tls://, ws://, wss:// also work)", u)
+			} else if pu.User != nil {
+				v.add("nats.url", "must not carry credentials; put them in nats.auth (or AUTOSCALER_NATS_AUTH_PASSWORD) so they stay out of logs")
+			}
+		}
+	}
+	if !subjectTokenRE.MatchString(n.SubjectPrefix) {
+		v.add("nats.subject_prefix", "must be one or more subject tokens of letters, digits, '-' or '_' separated by dots (got %q)", n.SubjectPrefix)
+	}
+	if n.Streams.MaxAge <= 0 {
+		v.add("nats.streams.max_age", "must be positive so the streams stay bounded, such as 168h (got %s)", n.Streams.MaxAge)
+	}
+	if n.Streams.MaxBytes <= 0 {
+		v.add("nats.streams.max_bytes", "must be positive so the streams stay bounded, such as 1GiB (got %d)", n.Streams.MaxBytes)
+	}
+	if n.Streams.Replicas < 1 || n.Streams.Replicas > 5 {
+		v.add("nats.streams.replicas", "must be 1 to 5 (got %d)", n.Streams.Replicas)
+	}
+	if n.Streams.DuplicateWindow < 0 || (n.Streams.MaxAge > 0 && n.Streams.DuplicateWindow > n.Streams.MaxAge) {
+		v.add("nats.streams.duplicate_window", "must be between 0 and nats.streams.max_age (got %s)", n.Streams.DuplicateWindow)
+	}
+	if n.MaxEventBytes < 256 || n.MaxEventBytes > 8<<20 {
+		v.add("nats.max_event_bytes", "must be between 256 and 8388608 (got %d)", n.MaxEventBytes)
+	}
+	v.positive("nats.connect_timeout", n.ConnectWait)
+	v.positive("nats.reconnect_wait", n.ReconnectWait)
+	if n.Publish.Buffer < 1 {
+		v.add("nats.publish.buffer", "must be at least 1 (got %d)", n.Publish.Buffer)
+	}
+	if n.Source == "" {
+		v.add("nats.source", "must be a non-empty CloudEvents source, such as hodei-autoscaler")
+	}
+	a := n.Auth
+	methods := 0
+	for _, set := range []bool{a.User != "", a.Token != "" || a.TokenFile != "", a.NKeySeedFile != "", a.CredsFile != ""} {
+		if set {
+			methods++
+		}
+	}
+	if methods > 1 {
+		v.add("nats.auth", "set only one of user/password, token, nkey_seed_file or creds_file")
+	}
+	if a.Password != "" && a.PasswordFile != "" {
+		v.add("nats.auth.password", "set password or password_file, not both")
+	}
+	if (a.Password != "" || a.PasswordFile != "") && a.User == "" {
+		v.add("nats.auth.user", "a password needs a user")
+	}
+	if a.Token != "" && a.TokenFile != "" {
+		v.add("nats.auth.token", "set token or token_file, not both")
+	}
+	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
+		v.add("nats.tls", "cert_file and key_file go together (mutual TLS needs both)")
+	}
+	if n.URL == "embedded" && (methods > 0 || n.TLS.Enabled || n.TLS.CAFile != "") {
+		v.add("nats.url", "auth and tls settings apply to an external server; the embedded server listens on loopback without them")
+	}
+}
+
+func (r *Reconcile) validate(v *validator) {
+	v.positive("reconcile.interval", r.Interval)
+	v.positive("reconcile.resync_interval", r.ResyncInterval)
+	v.positive("reconcile.provider_timeout", r.ProviderTimeout)
+	v.positive("reconcile.max_job_age", r.MaxJobAge)
+	v.positive("reconcile.retry_initial", r.RetryInitial)
+	if r.RetryMax < r.RetryInitial {
+		v.add("reconcile.retry_max", "must be at least reconcile.retry_initial (%s), got %s", r.RetryInitial, r.RetryMax)
+	}
+	if r.BreakerFailures < 1 {
+		v.add("reconcile.breaker_failures", "must be at least 1 (got %d)", r.BreakerFailures)
+	}
+	v.positive("reconcile.breaker_cooldown", r.BreakerCooldown)
+	if r.MaxConcurrentOps < 1 {
+		v.add("reconcile.max_concurrent_ops", "must be at least 1 (got %d)", r.MaxConcurrentOps)
+	}
+}
+
+func (p *Pool) validate(v *validator, key string, r Reconcile) {
+	if err := domain.ValidatePoolName(p.Name); err != nil {
+		v.add(key+".name", "%v", err)
+	}
+	if !slices.Contains(knownProviders, p.Provider) {
+		v.add(key+".provider", "unknown provider %q: use docker or kubernetes", p.Provider)
+	}
+	if p.MinWorkers < 0 {
+		v.add(key+".min_workers", "must be 0 or more (got %d)", p.MinWorkers)
+	}
+	if p.MaxWorkers < 1 {
+		v.add(key+".max_workers", "must be at least 1 (got %d)", p.MaxWorkers)
+	}
+	if p.MinWorkers > p.MaxWorkers {
+		v.add(key+".min_workers", "%d is above max_workers %d: lower min_workers or raise max_workers", p.MinWorkers, p.MaxWorkers)
+	}
+	if p.JobsPerWorker < 1 {
+		v.add(key+".jobs_per_worker", "must be at least 1 (got %d)", p.JobsPerWorker)
+	}
+	if !p.IdleWorkers.Auto && (p.IdleWorkers.Count < 0 || p.IdleWorkers.Count > p.MaxWorkers) {
+		v.add(key+".idle_workers", "must be between 0 and max_workers (%d), or auto (got %d)", p.MaxWorkers, p.IdleWorkers.Count)
+	}
+	if p.MaxIdleWorkers < 0 {
+		v.add(key+".max_idle_workers", "must be 0 (no bound) or more (got %d)", p.MaxIdleWorkers)
+	}
+	if p.IdleTimeout < 0 {
+		v.add(key+".idle_timeout", "must be 0 (stop at once) or a positive duration (got %s)", p.IdleTimeout)
+	}
+	v.positive(key+".provision_timeout", p.ProvisionTimeout)
+	if p.MaxConcurrentProvisioning < 1 {
+		v.add(key+".max_concurrent_provisioning", "must be at least 1 (got %d)", p.MaxConcurrentProvisioning)
+	}
+	if p.StopGracePeriod < 0 {
+		v.add(key+".stop_grace_period", "must be 0 or more (got %s)", p.StopGracePeriod)
+	}
+	if p.Resources.CPUMillis < 0 {
+		v.add(key+".resources.cpu_millis", "must be 0 (no limit) or more (got %d)", p.Resources.CPUMillis)
+	}
+	if p.Resources.MemoryMB < 0 {
+		v.add(key+".resources.memory_mb", "must be 0 (no limit) or more (got %d)", p.Resources.MemoryMB)
+	} else if p.Resources.MemoryMB > 0 && p.Resources.MemoryMB < 6 {
+		v.add(key+".resources.memory_mb", "must be at least 6 (Docker's minimum) or 0 for no limit (got %d)", p.Resources.MemoryMB)
+	}
+	for k := range p.Env {
+		if !envKeyRE.MatchString(k) {
+			v.add(key+".env", "%q is not a valid environment variable name", k)
+		}
+		if k == domain.EnvWorkerID || k == domain.EnvWorkerPool || k == domain.EnvWorkerSlots {
+			v.add(key+".env."+k, "is set by the autoscaler for every worker; remove it")
+		}
+	}
+	if r.MaxJobAge > 0 && p.ProvisionTimeout > r.MaxJobAge {
+		v.add(key+".provision_timeout", "%s is longer than reconcile.max_job_age %s", p.ProvisionTimeout, r.MaxJobAge)
+	}
+	switch p.Provider {
+	case "docker":
+		p.Docker.validate(v, key+".docker")
+	case "kubernetes":
+		p.Kubernetes.validate(v, key+".kubernetes")
+	}
+}
+
+func (d *Docker) validate(v *validator, key string) {
+	if d.Image == "" {
+		v.add(key+".image", "is required: the worker image, such as hodei-worker:dev")
+	}
+	switch d.PullPolicy {
+	case "always", "if-not-present", "never":
+	default:
+		v.add(key+".pull_policy", "must be always, if-not-present or never (got %q)", d.PullPolicy)
+	}
+	if d.NetworkMode == "" {
+		v.add(key+".network_mode", "must be set, such as bridge, host or the name of a Docker network")
+	}
+	for _, m := range d.Mounts {
+		parts := strings.Split(m, ":")
+		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || !strings.HasPrefix(parts[1], "/") || (len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw") {
+			v.add(key+".mounts", "%q must be host-path:container-path[:ro|rw] with an absolute container path", m)
+		}
+	}
+}
+
+func (k *Kubernetes) validate(v *validator, key string) {
+	if k.Image == "" {
+		v.add(key+".image", "is required: the worker image, such as registry.example.com/hodei-worker:1.0")
+	}
+	switch k.ImagePullPolicy {
+	case "Always", "IfNotPresent", "Never":
+	default:
+		v.add(key+".image_pull_policy", "must be Always, IfNotPresent or Never (got %q)", k.ImagePullPolicy)
+	}
+	if !dnsLabelRE.MatchString(k.Namespace) {
+		v.add(key+".namespace", "must be a DNS label such as hodei-workers (got %q)", k.Namespace)
+	}
+	if k.QPS <= 0 {
+		v.add(key+".qps", "must be positive (got %g)", k.QPS)
+	}
+	if k.Burst < 1 {
+		v.add(key+".burst", "must be at least 1 (got %d)", k.Burst)
+	}
+}
+
+var (
+	envKeyRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	dnsLabelRE     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	subjectTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+)

@@ -1,0 +1,27 @@
+package domain
+
+// Labels every worker carries (Docker container labels, Kubernetes pod
+// labels). They are part of the public contract.
+const (
+	LabelWorker     = "hodei.worker"      // always "true"
+	LabelWorkerID   = "hodei.worker.id"   // the WorkerID
+	LabelWorkerPool = "hodei.worker.pool" // the PoolName
+	LabelOwner      = "hodei.autoscaler"  // the autoscaler's configured name
+)
+
+// Environment variables every worker gets.
+const (
+	EnvWorkerID    = "HODEI_WORKER_ID"
+	EnvWorkerPool  = "HODEI_WORKER_POOL"
+	EnvWorkerSlots = "HODEI_WORKER_SLOTS" // jobs the worker may run at once (jobs_per_worker)
+)
+
+// WorkerLabels returns the ownership labels for a worker.
+func WorkerLabels(owner string, pool PoolName, id WorkerID) map[string]string {
+	return map[string]string{
+		LabelWorker:     "true",
+		LabelWorkerID:   string(id),
+		LabelWorkerPool: string(pool),
+		LabelOwner:      owner,
+	}
+}

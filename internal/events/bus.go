@@ -1,0 +1,288 @@
+package events
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/hodei/hodei-autoscaler/internal/config"
+)
+
+// Bus is a NATS connection with JetStream, and the embedded server when
+// nats.url is "embedded".
+type Bus struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Subjects Subjects
+
+	server *server.Server
+	cfg    config.NATS
+	log    zerolog.Logger
+}
+
+// Connect starts the embedded server if configured, connects, and makes sure
+// the streams exist. Against an external server it keeps retrying (with
+// backoff) until ctx ends, so the daemon can start before the bus.
+func Connect(ctx context.Context, cfg config.NATS, log zerolog.Logger) (*Bus, error) {
+	b := &Bus{cfg: cfg, log: log, Subjects: Subjects{Prefix: cfg.SubjectPrefix}}
+	opts, err := b.clientOptions()
+	if err != nil {
+		return nil, err
+	}
+	url := cfg.URL
+	if cfg.URL == "embedded" {
+		srv, err := StartEmbedded(cfg.Embedded, log)
+		if err != nil {
+			return nil, err
+		}
+		b.server = srv
+		url = srv.ClientURL()
+		opts = append(opts, nats.InProcessServer(srv))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		b.shutdownServer()
+		return nil, fmt.Errorf("connecting to nats at %s: %w", redactURL(url), err)
+	}
+	b.NC = nc
+	b.JS, err = jetstream.New(nc)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("opening jetstream: %w", err)
+	}
+	if err := b.ensureStreams(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// StartEmbedded starts an in-process NATS server with JetStream.
+func StartEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, error) {
+	if err := os.MkdirAll(cfg.StoreDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating nats store dir: %w", err)
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "hodei-autoscaler-embedded",
+		Host:       cfg.Host,
+		Port:       cfg.Port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		NoSigs:     true,
+		// The store dir and the port belong to this daemon; a second
+		// daemon on the same dir would fail here, which is what we want.
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configuring embedded nats: %w", err)
+	}
+	srv.SetLoggerV2(natsLogger{log.With().Str("component", "nats-server").Logger()}, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded nats did not start listening on %s within 10s (is the port in use?)", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	}
+	log.Info().Str("url", srv.ClientURL()).Str("store_dir", cfg.StoreDir).Msg("embedded nats server started")
+	return srv, nil
+}
+
+// ClientURL is where workers and the scheduler reach the bus.
+func (b *Bus) ClientURL() string {
+	if b.server != nil {
+		return b.server.ClientURL()
+	}
+	return redactURL(b.cfg.URL)
+}
+
+// Connected reports whether the connection is up.
+func (b *Bus) Connected() bool { return b.NC != nil && b.NC.IsConnected() }
+
+// Close drains nothing: it closes the connection and stops the embedded
+// server. Callers flush what they must publish first.
+func (b *Bus) Close() {
+	if b.NC != nil {
+		b.NC.Close()
+	}
+	b.shutdownServer()
+}
+
+func (b *Bus) shutdownServer() {
+	if b.server != nil {
+		b.server.Shutdown()
+		b.server.WaitForShutdown()
+	}
+}
+
+func (b *Bus) clientOptions() ([]nats.Option, error) {
+	c := b.cfg
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = c.ReconnectWait.D()
+	bo.MaxInterval = 30 * time.Second
+	bo.MaxElapsedTime = 0
+	opts := []nats.Option{
+		nats.Name("hodei-autoscaler"),
+		nats.Timeout(c.ConnectWait.D()),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectBufSize(16 << 20),
+		nats.CustomReconnectDelay(func(attempts int) time.Duration {
+			if attempts <= 1 {
+				bo.Reset()
+			}
+			return bo.NextBackOff()
+		}),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // our own Close
+			}
+			b.log.Warn().Err(err).Msg("nats disconnected; reconnecting")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.log.Info().Str("url", redactURL(nc.ConnectedUrl())).Msg("nats reconnected")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			b.log.Warn().Err(err).Msg("nats error")
+		}),
+	}
+	a := c.Auth
+	switch {
+	case a.User != "":
+		pw := a.Password.Value()
+		if a.PasswordFile != "" {
+			s, err := readSecretFile(a.PasswordFile, "nats.auth.password_file")
+			if err != nil {
+				return nil, err
+			}
+			pw = s
+		}
+		opts = append(opts, nats.UserInfo(a.User, pw))
+	case a.Token != "" || a.TokenFile != "":
+		tok := a.Token.Value()
+		if a.TokenFile != "" {
+			s, err := readSecretFile(a.TokenFile, "nats.auth.token_file")
+			if err != nil {
+				return nil, err
+			}
+			tok = s
+		}
+		opts = append(opts, nats.Token(tok))
+	case a.NKeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(a.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading nats.auth.nkey_seed_file: %w", err)
+		}
+		opts = append(opts, o)
+	case a.CredsFile != "":
+		if _, err := os.Stat(a.CredsFile); err != nil {
+			return nil, fmt.Errorf("reading nats.auth.creds_file: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(a.CredsFile))
+	}
+	t := c.TLS
+	if t.Enabled || t.CAFile != "" || t.CertFile != "" {
+		opts = append(opts, nats.Secure(&tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}))
+		if t.CAFile != "" {
+			opts = append(opts, nats.RootCAs(t.CAFile))
+		}
+		if t.CertFile != "" {
+			opts = append(opts, nats.ClientCert(t.CertFile, t.KeyFile))
+		}
+	}
+	return opts, nil
+}
+
+func readSecretFile(path, key string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", key, err)
+	}
+	s := strings.TrimRight(string(data), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("reading %s: file %s is empty", key, path)
+	}
+	return s, nil
+}
+
+// ensureStreams creates HODEI_JOBS and HODEI_WORKERS when they are missing
+// (nats.streams.create), retrying while the bus is unreachable.
+func (b *Bus) ensureStreams(ctx context.Context) error {
+	s := b.cfg.Streams
+	want := []jetstream.StreamConfig{
+		{Name: StreamJobs, Subjects: []string{b.Subjects.AllJobs()}},
+		{Name: StreamWorkers, Subjects: []string{b.Subjects.AllWorkers(), b.Subjects.AllDecisions()}},
+	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 200 * time.Millisecond
+	bo.MaxInterval = 10 * time.Second
+	bo.MaxElapsedTime = 0
+	for _, sc := range want {
+		sc.Retention = jetstream.LimitsPolicy
+		sc.Storage = jetstream.FileStorage
+		sc.Discard = jetstream.DiscardOld
+		sc.MaxAge = s.MaxAge.D()
+		sc.MaxBytes = int64(s.MaxBytes)
+		sc.Replicas = s.Replicas
+		sc.Duplicates = s.DuplicateWindow.D()
+		sc.MaxMsgSize = int32(min(b.cfg.MaxEventBytes*16, 8<<20))
+		op := func() error {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err := b.JS.Stream(cctx, sc.Name)
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("looking up stream %s: %w", sc.Name, err)
+			}
+			if !s.Create {
+				return backoff.Permanent(fmt.Errorf("stream %s does not exist and nats.streams.create is false: create it or set create: true", sc.Name))
+			}
+			if _, err := b.JS.CreateStream(cctx, sc); err != nil {
+				return fmt.Errorf("creating stream %s: %w", sc.Name, err)
+			}
+			b.log.Info().Str("stream", sc.Name).Strs("subjects", sc.Subjects).Dur("max_age", sc.MaxAge).Int64("max_bytes", sc.MaxBytes).Msg("stream created")
+			return nil
+		}
+		notify := func(err error, wait time.Duration) {
+			b.log.Warn().Err(err).Dur("retry_in", wait).Msg("nats not ready; retrying")
+		}
+		if err := backoff.RetryNotify(op, backoff.WithContext(bo, ctx), notify); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// redactURL drops any user info from a URL list before it is logged.
+func redactURL(u string) string {
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if s := strings.Index(p, "://"); s >= 0 && s < at {
+				parts[i] = p[:s+3] + "[redacted]@" + p[at+1:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// natsLogger routes the embedded server's logs to zerolog.
+type natsLogger struct{ log zerolog.Logger }
+
+func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug().Msgf(format, v...) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn().Msgf(format, v...) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error().Msgf(format, v...) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error().Msgf(format, v...) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.log.Trace().Msgf(format, v...) }
+func (l natsLogger) Tracef(format string, v ...any)  { l.log.Trace().Msgf(format, v...) }

@@ -1,0 +1,135 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/hodei/hodei-autoscaler/internal/domain"
+)
+
+// Delivery is one message of the job stream, decoded. Exactly one of Event
+// (when Err is nil) and Err is meaningful, except for a marker delivery,
+// which only says that the retained stream has been read.
+type Delivery struct {
+	Event domain.JobEvent
+	Err   error  // an *InvalidError
+	Type  string // the kind's CloudEvents type, or "unknown"
+	// CaughtUp is set on the delivery after which no retained message
+	// remains: the ledger now reflects the whole log.
+	CaughtUp bool
+	Marker   bool // no message: only CaughtUp
+}
+
+// Consumer folds the job stream from its first retained message, then
+// follows it live. It uses an ordered consumer: ephemeral, no acks, and
+// recreated by nats.go at the right sequence after any gap, so the daemon
+// never holds server-side state that a crash could leave inconsistent.
+type Consumer struct {
+	JS      jetstream.JetStream
+	Decoder Decoder
+	Log     zerolog.Logger
+	// PullMax is the client-side buffer of the consumer (messages).
+	PullMax int
+}
+
+// Run delivers every message to deliver, in stream order, until ctx ends.
+// deliver is called from one goroutine at a time.
+func (c *Consumer) Run(ctx context.Context, deliver func(Delivery)) error {
+	cons, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	empty, err := c.streamEmpty(ctx)
+	if err != nil {
+		return err
+	}
+	if empty {
+		deliver(Delivery{CaughtUp: true, Marker: true})
+	}
+	pullMax := c.PullMax
+	if pullMax <= 0 {
+		pullMax = 2000
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		deliver(c.decode(msg))
+	},
+		jetstream.PullMaxMessages(pullMax),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			c.Log.Debug().Err(err).Msg("job stream consumer")
+		}))
+	if err != nil {
+		return fmt.Errorf("consuming %s: %w", StreamJobs, err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+	return ctx.Err()
+}
+
+func (c *Consumer) decode(msg jetstream.Msg) Delivery {
+	var d Delivery
+	md, err := msg.Metadata()
+	if err == nil {
+		d.CaughtUp = md.NumPending == 0
+	}
+	ev, err := c.Decoder.Decode(msg.Subject(), msg.Data())
+	if _, kind, ok := c.Decoder.Subjects.ParseJob(msg.Subject()); ok {
+		d.Type = kind.Type()
+	} else {
+		d.Type = "unknown"
+	}
+	if err != nil {
+		d.Err = err
+		return d
+	}
+	if md != nil {
+		ev.Seq = md.Sequence.Stream
+		ev.Stored = md.Timestamp
+	}
+	d.Event = ev
+	return d
+}
+
+// open creates the ordered consumer, retrying while the bus is away.
+func (c *Consumer) open(ctx context.Context) (jetstream.Consumer, error) {
+	var cons jetstream.Consumer
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 200 * time.Millisecond
+	bo.MaxInterval = 10 * time.Second
+	bo.MaxElapsedTime = 0
+	err := backoff.RetryNotify(func() error {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var err error
+		cons, err = c.JS.OrderedConsumer(cctx, StreamJobs, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{c.Decoder.Subjects.AllJobs()},
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+		})
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return backoff.Permanent(fmt.Errorf("stream %s not found: %w", StreamJobs, err))
+		}
+		return err
+	}, backoff.WithContext(bo, ctx), func(err error, d time.Duration) {
+		c.Log.Warn().Err(err).Dur("retry_in", d).Msg("cannot open job stream consumer; retrying")
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening consumer on %s: %w", StreamJobs, err)
+	}
+	return cons, nil
+}
+
+func (c *Consumer) streamEmpty(ctx context.Context) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := c.JS.Stream(cctx, StreamJobs)
+	if err != nil {
+		return false, fmt.Errorf("reading %s state: %w", StreamJobs, err)
+	}
+	return s.CachedInfo().State.Msgs == 0, nil
+}

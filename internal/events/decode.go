@@ -1,0 +1,174 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hodei/hodei-autoscaler/internal/domain"
+)
+
+// Reasons an incoming event is rejected. They label the
+// events_dropped_total metric, so they are stable identifiers.
+const (
+	ReasonTooLarge        = "too_large"
+	ReasonBadSubject      = "bad_subject"
+	ReasonNotJSON         = "not_json"
+	ReasonBadEnvelope     = "bad_envelope"
+	ReasonWrongType       = "wrong_type"
+	ReasonMissingJobID    = "missing_job_id"
+	ReasonPoolMismatch    = "pool_mismatch"
+	ReasonBadWorkerID     = "bad_worker_id"
+	ReasonBadOutcome      = "bad_outcome"
+	ReasonBadResources    = "bad_resources"
+	ReasonUnknownPool     = "unknown_pool"
+	ReasonStale           = "stale"
+	ReasonUnknownWorker   = "unknown_worker"
+	ReasonUnsupportedSpec = "unsupported_specversion"
+)
+
+// InvalidError says why an event was rejected.
+type InvalidError struct {
+	Reason string // one of the Reason* constants
+	Detail string
+}
+
+func (e *InvalidError) Error() string { return e.Reason + ": " + e.Detail }
+
+func invalid(reason, format string, args ...any) error {
+	return &InvalidError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf returns the rejection reason of err, or "" if err is not an
+// *InvalidError.
+func ReasonOf(err error) string {
+	var ie *InvalidError
+	if errors.As(err, &ie) {
+		return ie.Reason
+	}
+	return ""
+}
+
+// Decoder turns a job message into a validated domain.JobEvent.
+type Decoder struct {
+	Subjects Subjects
+	MaxBytes int
+}
+
+// envelope decodes the CloudEvent and the job data in one pass.
+type envelope struct {
+	SpecVersion string         `json:"specversion"`
+	ID          string         `json:"id"`
+	Source      string         `json:"source"`
+	Type        string         `json:"type"`
+	Time        *time.Time     `json:"time"`
+	Data        domain.JobData `json:"data"`
+}
+
+// Decode validates the subject and the payload. The error, if any, is an
+// *InvalidError naming the reason.
+func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error) {
+	if d.MaxBytes > 0 && len(payload) > d.MaxBytes {
+		return domain.JobEvent{}, invalid(ReasonTooLarge, "payload of %d bytes exceeds nats.max_event_bytes %d", len(payload), d.MaxBytes)
+	}
+	pool, kind, ok := d.Subjects.ParseJob(subject)
+	if !ok {
+		return domain.JobEvent{}, invalid(ReasonBadSubject, "subject %q is not %s.jobs.<pool>.<queued|started|finished>", subject, d.Subjects.Prefix)
+	}
+	var env envelope
+	if err := json.Unmarshal(payload, &env); err != nil {
+		var se *json.SyntaxError
+		var ute *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &ute):
+			return domain.JobEvent{}, invalid(ReasonBadEnvelope, "field %q has the wrong type: %v", ute.Field, err)
+		case errors.As(err, &se), !json.Valid(payload):
+			return domain.JobEvent{}, invalid(ReasonNotJSON, "payload is not JSON: %v", err)
+		default:
+			return domain.JobEvent{}, invalid(ReasonBadEnvelope, "%v", err)
+		}
+	}
+	if env.SpecVersion != "1.0" {
+		return domain.JobEvent{}, invalid(ReasonUnsupportedSpec, "specversion %q is not 1.0", env.SpecVersion)
+	}
+	if env.ID == "" || env.Source == "" {
+		return domain.JobEvent{}, invalid(ReasonBadEnvelope, "a CloudEvent needs id and source")
+	}
+	if env.Type != kind.Type() {
+		return domain.JobEvent{}, invalid(ReasonWrongType, "type %q does not match subject kind %q (want %q)", env.Type, kind, kind.Type())
+	}
+	data := env.Data
+	if data.JobID == "" {
+		return domain.JobEvent{}, invalid(ReasonMissingJobID, "data.job_id is missing")
+	}
+	if len(data.JobID) > 256 {
+		return domain.JobEvent{}, invalid(ReasonMissingJobID, "data.job_id is longer than 256 bytes")
+	}
+	if data.Pool != "" && data.Pool != string(pool) {
+		return domain.JobEvent{}, invalid(ReasonPoolMismatch, "data.pool %q contradicts subject pool %q", data.Pool, pool)
+	}
+	ev := domain.JobEvent{
+		Kind:   kind,
+		ID:     env.ID,
+		Pool:   pool,
+		JobID:  domain.JobID(data.JobID),
+		Labels: data.Labels,
+	}
+	if env.Time != nil {
+		ev.Time = *env.Time
+	}
+	if data.WorkerID != "" {
+		w, err := domain.ParseWorkerID(data.WorkerID)
+		if err != nil {
+			return domain.JobEvent{}, invalid(ReasonBadWorkerID, "data.worker_id: %v", err)
+		}
+		ev.WorkerID = w
+	}
+	switch kind {
+	case domain.JobQueued:
+		if r := data.Resources; r != nil {
+			if r.CPUMillis < 0 || r.MemoryMB < 0 {
+				return domain.JobEvent{}, invalid(ReasonBadResources, "data.resources must not be negative")
+			}
+			ev.Resources = *r
+		}
+	case domain.JobStarted:
+		if ev.WorkerID == "" {
+			return domain.JobEvent{}, invalid(ReasonBadWorkerID, "data.worker_id is required in a started event")
+		}
+	case domain.JobFinished:
+		switch domain.Outcome(data.Outcome) {
+		case domain.OutcomeSucceeded, domain.OutcomeFailed, domain.OutcomeCancelled:
+			ev.Outcome = domain.Outcome(data.Outcome)
+		default:
+			return domain.JobEvent{}, invalid(ReasonBadOutcome, "data.outcome %q is not succeeded, failed or cancelled", data.Outcome)
+		}
+	}
+	return ev, nil
+}
+
+// Encode builds a CloudEvent in structured JSON mode. It is used for the
+// events this daemon publishes, by the queue command and by tests.
+func Encode(id, source, typ string, t time.Time, data any) ([]byte, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("encoding event data: %w", err)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(raw) + 192)
+	err = json.NewEncoder(&buf).Encode(domain.CloudEvent{
+		SpecVersion:     "1.0",
+		ID:              id,
+		Source:          source,
+		Type:            typ,
+		Time:            t.UTC(),
+		DataContentType: "application/json",
+		Data:            raw,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding event: %w", err)
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}

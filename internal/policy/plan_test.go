@@ -1,0 +1,97 @@
+package policy
+
+import (
+	"iter"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hodei/hodei-autoscaler/internal/domain"
+)
+
+func seq(cs ...Candidate) iter.Seq[Candidate] { return slices.Values(cs) }
+
+func TestMakePlan(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	s := Settings{MinWorkers: 0, MaxWorkers: 10, JobsPerWorker: 1,
+		IdleTimeout: time.Minute, ProvisionTimeout: 5 * time.Minute, MaxConcurrentProvisioning: 3}
+
+	tests := []struct {
+		name         string
+		st           State
+		desired      int
+		sup          Supply
+		wantCreate   int
+		wantStop     []domain.WorkerID
+		wantTimedOut []domain.WorkerID
+		wantWake     time.Time
+		wantBlocked  bool
+	}{
+		{name: "steady", st: State{Busy: 2}, desired: 2},
+		{name: "scale up within the concurrency bound", desired: 2, wantCreate: 2},
+		{name: "scale up bounded by max_concurrent_provisioning", desired: 8, wantCreate: 3},
+		{name: "provisioning counts against the bound", st: State{Provisioning: 2}, desired: 8, wantCreate: 1,
+			sup: Supply{ProvisioningOldestFirst: seq(Candidate{"p1", ago(time.Second)}, Candidate{"p2", ago(time.Second)})},
+			wantWake: ago(time.Second).Add(5 * time.Minute)},
+		{name: "provisioning counts as supply", st: State{Provisioning: 2}, desired: 2,
+			sup: Supply{ProvisioningOldestFirst: seq(Candidate{"p1", ago(time.Minute)}, Candidate{"p2", ago(time.Second)})}, wantWake: ago(time.Minute).Add(5 * time.Minute)},
+		{name: "backoff holds creates", desired: 2, sup: Supply{CreateBlockedUntil: now.Add(10 * time.Second)},
+			wantCreate: 0, wantBlocked: true, wantWake: now.Add(10 * time.Second)},
+		{name: "backoff in the past is ignored", desired: 1, sup: Supply{CreateBlockedUntil: now.Add(-time.Second)}, wantCreate: 1},
+		{name: "stop only idle past idle_timeout, longest idle first", st: State{Idle: 3, Busy: 1}, desired: 1,
+			sup: Supply{IdleOldestFirst: seq(
+				Candidate{"i1", ago(5 * time.Minute)}, Candidate{"i2", ago(2 * time.Minute)}, Candidate{"i3", ago(10 * time.Second)})},
+			wantStop: []domain.WorkerID{"i1", "i2"}, wantWake: ago(10 * time.Second).Add(time.Minute)},
+		{name: "stop no more than the excess", st: State{Idle: 3}, desired: 2,
+			sup:      Supply{IdleOldestFirst: seq(Candidate{"i1", ago(5 * time.Minute)}, Candidate{"i2", ago(5 * time.Minute)}, Candidate{"i3", ago(5 * time.Minute)})},
+			wantStop: []domain.WorkerID{"i1"}},
+		{name: "young idle workers wait", st: State{Idle: 2}, desired: 0,
+			sup:      Supply{IdleOldestFirst: seq(Candidate{"i1", ago(30 * time.Second)}, Candidate{"i2", ago(time.Second)})},
+			wantWake: ago(30 * time.Second).Add(time.Minute)},
+		{name: "busy workers are never stopped", st: State{Busy: 4}, desired: 0, sup: Supply{IdleOldestFirst: seq()}},
+		{name: "provision timeout", st: State{Provisioning: 2}, desired: 2,
+			sup:          Supply{ProvisioningOldestFirst: seq(Candidate{"p1", ago(6 * time.Minute)}, Candidate{"p2", ago(time.Minute)})},
+			wantTimedOut: []domain.WorkerID{"p1"}, wantWake: ago(time.Minute).Add(5 * time.Minute)},
+		{name: "timed-out workers are replaced by the next plan, not this one", st: State{Provisioning: 1}, desired: 1,
+			sup: Supply{ProvisioningOldestFirst: seq(Candidate{"p1", ago(6 * time.Minute)})}, wantTimedOut: []domain.WorkerID{"p1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := MakePlan(tt.st, s, Decision{Desired: tt.desired}, tt.sup, now)
+			if got.Create != tt.wantCreate {
+				t.Errorf("Create = %d, want %d", got.Create, tt.wantCreate)
+			}
+			if !slices.Equal(got.Stop, tt.wantStop) {
+				t.Errorf("Stop = %v, want %v", got.Stop, tt.wantStop)
+			}
+			if !slices.Equal(got.TimedOut, tt.wantTimedOut) {
+				t.Errorf("TimedOut = %v, want %v", got.TimedOut, tt.wantTimedOut)
+			}
+			if !got.NextWake.Equal(tt.wantWake) {
+				t.Errorf("NextWake = %v, want %v", got.NextWake, tt.wantWake)
+			}
+			if (got.Blocked != "") != tt.wantBlocked {
+				t.Errorf("Blocked = %q, want blocked %v", got.Blocked, tt.wantBlocked)
+			}
+		})
+	}
+}
+
+func TestMakePlanReadsOnlyWhatItNeeds(t *testing.T) {
+	now := time.Now()
+	read := 0
+	many := func(yield func(Candidate) bool) {
+		for i := range 100000 {
+			read++
+			if !yield(Candidate{ID: domain.WorkerID(rune('a' + i%26)), Since: now.Add(-time.Hour)}) {
+				return
+			}
+		}
+	}
+	s := Settings{MaxWorkers: 200000, JobsPerWorker: 1, IdleTimeout: time.Minute, MaxConcurrentProvisioning: 1}
+	p := MakePlan(State{Idle: 100000}, s, Decision{Desired: 99998}, Supply{IdleOldestFirst: many}, now)
+	if len(p.Stop) != 2 || read != 3 {
+		t.Fatalf("stopped %d after reading %d idle workers; want 2 stops reading at most 3", len(p.Stop), read)
+	}
+}

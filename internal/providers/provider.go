@@ -1,0 +1,58 @@
+// Package providers declares the strategy the scaler drives to create and
+// stop workers. Each implementation lives in its own subpackage (docker,
+// kubernetes); the factory picks one per pool from configuration. Both are
+// always compiled in.
+package providers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hodei/hodei-autoscaler/internal/domain"
+)
+
+// ErrNotFound reports that a worker does not exist. Delete treats it as
+// success; callers check it with errors.Is.
+var ErrNotFound = errors.New("worker not found")
+
+// WorkerSpec is what varies between two workers of one pool. Everything
+// else (image, command, resources, privileges) comes from the pool's
+// configuration, held by the provider: events choose how many workers run,
+// never what runs.
+type WorkerSpec struct {
+	ID   domain.WorkerID
+	Pool domain.PoolName
+}
+
+// WorkerChange is one observation pushed by Watch. Gone is set when the
+// worker no longer exists; otherwise Worker is its current state.
+type WorkerChange struct {
+	ID     domain.WorkerID
+	Worker domain.Worker
+	Gone   bool
+}
+
+// Provider creates, stops and lists the workers of one pool.
+//
+// Implementations only ever see, stop and delete workers that carry their
+// own ownership label (domain.LabelOwner = the autoscaler's name).
+type Provider interface {
+	// Name is "docker" or "kubernetes".
+	Name() string
+	// Create starts a worker. It is idempotent on spec.ID: a second call
+	// for an existing worker adopts it.
+	Create(ctx context.Context, spec WorkerSpec) (domain.Worker, error)
+	// Stop asks the worker to end (SIGTERM or its equivalent), forces it
+	// after grace, and removes it.
+	Stop(ctx context.Context, id domain.WorkerID, grace time.Duration) error
+	// Delete removes a worker at once. A missing worker is success.
+	Delete(ctx context.Context, id domain.WorkerID) error
+	// List returns every worker of the pool this autoscaler owns.
+	List(ctx context.Context) ([]domain.Worker, error)
+	// Watch pushes changes until ctx ends or the stream breaks (the channel
+	// is then closed; the caller re-lists and watches again).
+	Watch(ctx context.Context) (<-chan WorkerChange, error)
+	// Ping checks that the provider's backend answers.
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,523 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/events"
+	"github.com/hodei/hodei-autoscaler/internal/metrics"
+	"github.com/hodei/hodei-autoscaler/internal/providers"
+)
+
+// Publisher sends lifecycle and decision events; it must not block.
+type Publisher interface {
+	Worker(now time.Time, state domain.Lifecycle, data domain.WorkerEventData)
+	Decision(now time.Time, data domain.DecisionData)
+}
+
+// Options configure the Reconciler.
+type Options struct {
+	Interval         time.Duration // periodic tick
+	ResyncInterval   time.Duration // full provider listing
+	ProviderTimeout  time.Duration // per provider call
+	BreakerFailures  int
+	BreakerCooldown  time.Duration
+	MaxConcurrentOps int
+	ShutdownTimeout  time.Duration
+	StopWorkers      bool // stop idle workers on shutdown
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Reconciler is the daemon's scaling loop: one goroutine owns the Engine
+// and feeds it job events, provider observations and operation results;
+// provider calls run on their own goroutines, bounded, with timeouts, and
+// report back through a channel.
+type Reconciler struct {
+	eng   *Engine
+	provs map[domain.PoolName]providers.Provider
+	pub   Publisher
+	m     *metrics.Metrics
+	log   zerolog.Logger
+	dlog  zerolog.Logger // sampled, for dropped events
+	opt   Options
+	now   func() time.Time
+
+	deliveries chan events.Delivery
+	opDone     chan opResult
+	observed   chan observation
+	done       chan struct{}
+
+	breakers map[domain.PoolName]*Breaker
+	gauges   map[domain.PoolName]*poolGauges
+	status   map[domain.PoolName]*atomic.Pointer[PoolStatus]
+	caughtUp atomic.Bool
+
+	sem      chan struct{}
+	inflight sync.WaitGroup
+	pending  int // ops in flight, owned by the loop
+}
+
+type opResult struct {
+	op     Op
+	worker domain.Worker
+	err    error
+}
+
+// observation is a provider listing, a pushed change or a health change.
+type observation struct {
+	pool     domain.PoolName
+	list     []domain.Worker
+	listedAt time.Time
+	isList   bool
+	change   *providers.WorkerChange
+	health   *bool
+	reason   string
+}
+
+// NewReconciler wires an engine to its providers (one per pool).
+func NewReconciler(eng *Engine, provs map[domain.PoolName]providers.Provider, pub Publisher, m *metrics.Metrics, log zerolog.Logger, opt Options) *Reconciler {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	r := &Reconciler{
+		eng: eng, provs: provs, pub: pub, m: m, log: log, opt: opt, now: opt.Now,
+		dlog: log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Second,
+			NextSampler: &zerolog.BasicSampler{N: 1000}}),
+		deliveries: make(chan events.Delivery, 8192),
+		opDone:     make(chan opResult, 256),
+		observed:   make(chan observation, 256),
+		done:       make(chan struct{}),
+		breakers:   map[domain.PoolName]*Breaker{},
+		gauges:     map[domain.PoolName]*poolGauges{},
+		status:     map[domain.PoolName]*atomic.Pointer[PoolStatus]{},
+		sem:        make(chan struct{}, max(opt.MaxConcurrentOps, 1)),
+	}
+	for _, p := range eng.Pools() {
+		name, provider := p.Name(), p.Config().Provider
+		b := &Breaker{Threshold: max(opt.BreakerFailures, 1), Cooldown: opt.BreakerCooldown}
+		b.onChange = func(open bool, reason string) {
+			up := !open
+			r.send(observation{pool: name, health: &up, reason: reason})
+		}
+		r.breakers[name] = b
+		r.gauges[name] = newPoolGauges(m, name, provider)
+		r.status[name] = &atomic.Pointer[PoolStatus]{}
+		r.status[name].Store(statusOf(p, nil))
+	}
+	return r
+}
+
+// Deliver hands one job stream delivery to the loop. It blocks while the
+// loop is busy (back-pressure on the consumer) and returns false once the
+// loop has stopped.
+func (r *Reconciler) Deliver(d events.Delivery) bool {
+	select {
+	case r.deliveries <- d:
+		return true
+	case <-r.done:
+		return false
+	}
+}
+
+// CaughtUp reports whether the retained job stream has been folded.
+func (r *Reconciler) CaughtUp() bool { return r.caughtUp.Load() }
+
+// ProviderHealth reports, per pool, whether its provider is reachable.
+func (r *Reconciler) ProviderHealth() map[domain.PoolName]string {
+	out := map[domain.PoolName]string{}
+	for name, b := range r.breakers {
+		if open, why := b.Open(); open {
+			out[name] = why
+		}
+	}
+	return out
+}
+
+func (r *Reconciler) send(o observation) {
+	select {
+	case r.observed <- o:
+	case <-r.done:
+	}
+}
+
+// Run owns the engine until ctx ends, then shuts down: no new work, in
+// flight provider calls get ShutdownTimeout to finish, idle workers are
+// stopped if StopWorkers is set.
+func (r *Reconciler) Run(ctx context.Context) error {
+	defer close(r.done)
+	opCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandon()
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watchers sync.WaitGroup
+	for _, p := range r.eng.Pools() {
+		watchers.Add(1)
+		go func() {
+			defer watchers.Done()
+			r.watchPool(watchCtx, p.Name())
+		}()
+	}
+	defer func() {
+		stopWatch()
+		watchers.Wait()
+	}()
+
+	tick := time.NewTicker(r.opt.Interval)
+	defer tick.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+
+	for {
+		select {
+		case d := <-r.deliveries:
+			r.apply(d)
+			for range 4096 { // fold what is already queued before deciding
+				select {
+				case d = <-r.deliveries:
+					r.apply(d)
+					continue
+				default:
+				}
+				break
+			}
+		case res := <-r.opDone:
+			r.finish(res)
+		case o := <-r.observed:
+			r.observe(o)
+		case <-tick.C:
+			r.eng.Tick(r.now())
+		case <-wake.C:
+		case <-ctx.Done():
+			return r.shutdown(opCtx, abandon)
+		}
+		r.reconcile(opCtx)
+		if next := r.nextWake(); !next.IsZero() {
+			wake.Reset(max(next.Sub(r.now()), time.Millisecond))
+		}
+	}
+}
+
+func (r *Reconciler) apply(d events.Delivery) {
+	now := r.now()
+	if d.Err != nil {
+		reason := events.ReasonOf(d.Err)
+		r.m.Events.WithLabelValues(d.Type, Invalid.String()).Inc()
+		r.m.EventsDropped.WithLabelValues(reason).Inc()
+		r.dlog.Warn().Str("reason", reason).Str("type", d.Type).Err(d.Err).Msg("invalid job event dropped")
+	} else if !d.Marker {
+		res, reason := r.eng.ApplyJob(d.Event, now)
+		r.m.Events.WithLabelValues(d.Type, res.String()).Inc()
+		if reason != "" {
+			r.m.EventsDropped.WithLabelValues(reason).Inc()
+			r.dlog.Info().Str("reason", reason).Str("pool", string(d.Event.Pool)).Str("job_id", string(d.Event.JobID)).
+				Str("worker_id", string(d.Event.WorkerID)).Msg("job event ignored")
+		}
+	}
+	if d.CaughtUp && !r.eng.IsCaughtUp() {
+		r.eng.CaughtUp(now)
+		r.caughtUp.Store(true)
+		r.m.CaughtUp.Set(1)
+		r.log.Info().Msg("job stream folded; reconciling")
+	}
+}
+
+func (r *Reconciler) observe(o observation) {
+	now := r.now()
+	switch {
+	case o.health != nil:
+		r.eng.SetProviderUp(o.pool, *o.health, o.reason)
+		r.gauges[o.pool].up.Set(b2f(*o.health))
+		if *o.health {
+			r.log.Info().Str("pool", string(o.pool)).Msg("provider reachable again; circuit closed")
+		} else {
+			r.log.Error().Str("pool", string(o.pool)).Str("error", o.reason).Msg("provider unreachable; circuit open, probing every breaker_cooldown")
+		}
+	case o.isList:
+		r.eng.ObserveList(o.pool, o.list, o.listedAt, now)
+	case o.change != nil:
+		r.eng.ObserveChange(o.pool, *o.change, now)
+	}
+}
+
+func (r *Reconciler) finish(res opResult) {
+	r.pending--
+	r.eng.OpDone(res.op.Pool, res.op.Kind, res.op.Worker, res.worker, res.err, r.now())
+	if res.err != nil {
+		r.log.Warn().Err(res.err).Str("pool", string(res.op.Pool)).Str("op", res.op.Kind.String()).
+			Str("worker_id", string(res.op.Worker)).Msg("provider call failed")
+	}
+}
+
+// reconcile runs the engine and carries out its effects.
+func (r *Reconciler) reconcile(opCtx context.Context) {
+	start := time.Now()
+	now := r.now()
+	r.eng.Reconcile(now)
+	fx := r.eng.Take()
+	if len(fx.Decisions) > 0 || len(fx.Ops) > 0 {
+		r.m.ReconcileDuration.Observe(time.Since(start).Seconds())
+	}
+	r.effects(opCtx, fx, now)
+}
+
+func (r *Reconciler) effects(opCtx context.Context, fx Effects, now time.Time) {
+	for _, o := range fx.Ops {
+		if o.Kind == OpCreate {
+			for _, t := range o.Covers {
+				r.m.Reaction.WithLabelValues(string(o.Pool)).Observe(now.Sub(t).Seconds())
+			}
+		}
+		r.start(opCtx, o)
+	}
+	for _, l := range fx.Lifecycle {
+		ev := r.log.Info()
+		if l.State == domain.LifecycleFailed {
+			ev = r.log.Warn()
+		}
+		ev.Str("pool", string(l.Pool)).Str("worker_id", string(l.Worker)).Str("state", string(l.State)).Str("reason", l.Reason).Msg("worker " + string(l.State))
+		r.pub.Worker(now, l.State, domain.WorkerEventData{WorkerID: string(l.Worker), Pool: string(l.Pool), Provider: l.Provider, Reason: l.Reason})
+	}
+	for _, d := range fx.Decisions {
+		r.m.Decisions.WithLabelValues(d.Data.Pool, d.Direction).Inc()
+		r.log.Info().Str("pool", d.Data.Pool).Int("current", d.Data.Current).Int("desired", d.Data.Desired).
+			Int("pending", d.Data.Pending).Int("running", d.Data.Running).Bool("dry_run", d.Data.DryRun).
+			Str("reason", d.Data.Reason).Msg("scaling decision")
+		r.pub.Decision(now, d.Data)
+	}
+	for _, o := range fx.Ready {
+		r.m.ProvisionDuration.WithLabelValues(string(o.Pool), o.Provider).Observe(o.Value.Seconds())
+	}
+	for _, x := range fx.Expired {
+		r.m.ExpiredJobs.WithLabelValues(string(x.Pool)).Inc()
+		r.log.Warn().Str("pool", string(x.Pool)).Str("job_id", string(x.Job)).Dur("age", x.Age).
+			Msg("job expired after max_job_age without a finished event; it no longer counts as demand")
+	}
+	for _, p := range fx.Touched {
+		r.gauges[p.Name()].set(p)
+		r.status[p.Name()].Store(statusOf(p, r.breakers[p.Name()]))
+	}
+}
+
+// start runs one provider call on its own goroutine.
+func (r *Reconciler) start(ctx context.Context, o Op) {
+	prov := r.provs[o.Pool]
+	b := r.breakers[o.Pool]
+	r.pending++
+	r.inflight.Add(1)
+	go func() {
+		defer r.inflight.Done()
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			r.report(opResult{op: o, err: ctx.Err()})
+			return
+		}
+		defer func() { <-r.sem }()
+		timeout := r.opt.ProviderTimeout
+		if o.Kind == OpStop {
+			timeout += o.Grace
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		var res opResult
+		res.op = o
+		switch o.Kind {
+		case OpCreate:
+			res.worker, res.err = prov.Create(cctx, providers.WorkerSpec{ID: o.Worker, Pool: o.Pool})
+		case OpStop:
+			res.err = prov.Stop(cctx, o.Worker, o.Grace)
+		case OpDelete:
+			res.err = prov.Delete(cctx, o.Worker)
+		}
+		if errors.Is(res.err, providers.ErrNotFound) && o.Kind != OpCreate {
+			res.err = nil
+		}
+		result := "ok"
+		if res.err != nil {
+			result = "error"
+		}
+		r.m.ProviderOps.WithLabelValues(string(o.Pool), prov.Name(), o.Kind.String(), result).Inc()
+		b.Record(res.err, r.now())
+		r.report(res)
+	}()
+}
+
+func (r *Reconciler) report(res opResult) {
+	select {
+	case r.opDone <- res:
+	case <-r.done:
+	}
+}
+
+func (r *Reconciler) nextWake() time.Time {
+	var next time.Time
+	for _, p := range r.eng.Pools() {
+		if t := p.nextWake; !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	return next
+}
+
+// watchPool keeps the engine's view of one pool's workers current: a full
+// listing, then pushed changes, re-listing every ResyncInterval and
+// whenever the watch breaks. While the breaker is open it only probes.
+func (r *Reconciler) watchPool(ctx context.Context, pool domain.PoolName) {
+	prov := r.provs[pool]
+	b := r.breakers[pool]
+	retry := r.opt.BreakerCooldown
+	for ctx.Err() == nil {
+		if open, _ := b.Open(); open {
+			if !b.ProbeDue(r.now()) {
+				if !sleep(ctx, min(retry, time.Second)) {
+					return
+				}
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, r.opt.ProviderTimeout)
+			err := prov.Ping(pctx)
+			cancel()
+			b.Record(err, r.now())
+			if err != nil {
+				continue
+			}
+		}
+		listedAt := r.now()
+		lctx, cancel := context.WithTimeout(ctx, r.opt.ProviderTimeout)
+		ws, err := prov.List(lctx)
+		cancel()
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		r.m.ProviderOps.WithLabelValues(string(pool), prov.Name(), "list", result).Inc()
+		b.Record(err, r.now())
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.log.Warn().Err(err).Str("pool", string(pool)).Msg("listing workers failed; retrying")
+			if !sleep(ctx, min(r.opt.ProviderTimeout, 2*time.Second)) {
+				return
+			}
+			continue
+		}
+		r.send(observation{pool: pool, list: ws, listedAt: listedAt, isList: true})
+		r.follow(ctx, pool, prov)
+	}
+}
+
+// follow forwards pushed changes until the watch breaks or a resync is due.
+func (r *Reconciler) follow(ctx context.Context, pool domain.PoolName, prov providers.Provider) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	resync := time.NewTimer(r.opt.ResyncInterval)
+	defer resync.Stop()
+	ch, err := prov.Watch(wctx)
+	if err != nil {
+		r.log.Debug().Err(err).Str("pool", string(pool)).Msg("watch unavailable; relying on listing")
+		select {
+		case <-resync.C:
+		case <-ctx.Done():
+		}
+		return
+	}
+	for {
+		select {
+		case c, ok := <-ch:
+			if !ok {
+				return
+			}
+			r.send(observation{pool: pool, change: &c})
+		case <-resync.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// shutdown finishes what is in flight within ShutdownTimeout.
+func (r *Reconciler) shutdown(opCtx context.Context, abandon context.CancelFunc) error {
+	now := r.now()
+	if r.opt.StopWorkers && r.eng.IsCaughtUp() {
+		r.eng.StopIdle(now)
+	}
+	r.effects(opCtx, r.eng.Take(), now)
+	deadline := time.NewTimer(r.opt.ShutdownTimeout)
+	defer deadline.Stop()
+	r.log.Info().Int("in_flight", r.pending).Bool("stop_workers", r.opt.StopWorkers).Msg("shutting down reconciler")
+	for r.pending > 0 {
+		select {
+		case res := <-r.opDone:
+			r.finish(res)
+			// Publish what the results caused, but start nothing new.
+			fx := r.eng.Take()
+			fx.Ops = nil
+			r.effects(opCtx, fx, r.now())
+		case <-deadline.C:
+			r.log.Warn().Int("abandoned", r.pending).Msg("shutdown timeout: abandoning provider calls in flight")
+			abandon()
+			r.inflight.Wait()
+			return nil
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// poolGauges are a pool's gauge children, resolved once.
+type poolGauges struct {
+	pending, running, desired, up prometheus.Gauge
+	workers                       [len(domain.WorkerStates)]prometheus.Gauge
+}
+
+func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *poolGauges {
+	g := &poolGauges{
+		pending: m.PendingJobs.WithLabelValues(string(pool)),
+		running: m.RunningJobs.WithLabelValues(string(pool)),
+		desired: m.DesiredWorkers.WithLabelValues(string(pool)),
+		up:      m.ProviderUp.WithLabelValues(string(pool), provider),
+	}
+	g.up.Set(1)
+	for i, s := range domain.WorkerStates {
+		g.workers[i] = m.Workers.WithLabelValues(string(pool), string(s))
+	}
+	return g
+}
+
+func (g *poolGauges) set(p *Pool) {
+	st := p.State()
+	g.pending.Set(float64(st.Pending))
+	g.running.Set(float64(st.Running))
+	d, _ := p.LastDecision()
+	g.desired.Set(float64(d.Desired))
+	for i, s := range domain.WorkerStates {
+		g.workers[i].Set(float64(p.Count(s)))
+	}
+}
