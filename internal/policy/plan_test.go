@@ -32,7 +32,7 @@ func TestMakePlan(t *testing.T) {
 		{name: "scale up within the concurrency bound", desired: 2, wantCreate: 2},
 		{name: "scale up bounded by max_concurrent_provisioning", desired: 8, wantCreate: 3},
 		{name: "provisioning counts against the bound", st: State{Provisioning: 2}, desired: 8, wantCreate: 1,
-			sup: Supply{ProvisioningOldestFirst: seq(Candidate{"p1", ago(time.Second)}, Candidate{"p2", ago(time.Second)})},
+			sup:      Supply{ProvisioningOldestFirst: seq(Candidate{"p1", ago(time.Second)}, Candidate{"p2", ago(time.Second)})},
 			wantWake: ago(time.Second).Add(5 * time.Minute)},
 		{name: "provisioning counts as supply", st: State{Provisioning: 2}, desired: 2,
 			sup: Supply{ProvisioningOldestFirst: seq(Candidate{"p1", ago(time.Minute)}, Candidate{"p2", ago(time.Second)})}, wantWake: ago(time.Minute).Add(5 * time.Minute)},
