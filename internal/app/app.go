@@ -79,7 +79,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 			return nil, err
 		}
 		a.provs[pc.PoolName()] = p
-		pools = append(pools, PoolConfig(cfg, pc))
+		c := PoolConfig(cfg, pc)
+		c.Provider = p.Name()
+		pools = append(pools, c)
 	}
 
 	a.bus, err = events.Connect(ctx, cfg.NATS, a.log.With().Str("component", "bus").Logger())
