@@ -6,6 +6,7 @@ package bustest
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,6 +113,7 @@ type Event struct {
 	Type    string
 	Worker  domain.WorkerEventData
 	Decide  domain.DecisionData
+	Job     domain.JobData
 	At      time.Time
 }
 
@@ -126,11 +128,17 @@ type Collector struct {
 // must exist (the daemon creates it).
 func Collect(t testing.TB, js jetstream.JetStream) *Collector {
 	t.Helper()
+	return CollectStream(t, js, events.StreamWorkers)
+}
+
+// CollectStream follows any stream of contract events from its beginning.
+func CollectStream(t testing.TB, js jetstream.JetStream, stream string) *Collector {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, events.StreamWorkers, jetstream.OrderedConsumerConfig{})
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatalf("consumer on %s: %v", events.StreamWorkers, err)
+		t.Fatalf("consumer on %s: %v", stream, err)
 	}
 	c := &Collector{}
 	c.cc, err = cons.Consume(func(m jetstream.Msg) {
@@ -139,10 +147,13 @@ func Collect(t testing.TB, js jetstream.JetStream) *Collector {
 			return
 		}
 		e := Event{Subject: m.Subject(), Type: ce.Type, At: ce.Time}
-		if ce.Type == domain.TypeDecision {
+		switch {
+		case ce.Type == domain.TypeDecision:
 			_ = json.Unmarshal(ce.Data, &e.Decide)
-		} else {
+		case strings.HasPrefix(ce.Type, domain.TypeWorkerPrefix):
 			_ = json.Unmarshal(ce.Data, &e.Worker)
+		default:
+			_ = json.Unmarshal(ce.Data, &e.Job)
 		}
 		c.mu.Lock()
 		c.events = append(c.events, e)

@@ -1,0 +1,65 @@
+# hodei-autoscaler: `make run` to try it, `make test` for the whole suite.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+WORKER_IMAGE ?= hodei-worker:dev
+CONFIG ?= config.example.yaml
+N ?= 6
+DURATION ?= 20s
+POOL ?= default
+FUZZTIME ?= 30s
+
+.PHONY: all build worker-image run jobs status test test-unit test-integration k8s-tools bench bench-policy fuzz lint image clean
+
+all: build
+
+build: ## the daemon, statically linked
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/autoscaler ./cmd/autoscaler
+
+worker-image: ## the example worker image (FROM scratch, no registry needed)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o examples/worker/worker ./examples/worker
+	docker build -q -t $(WORKER_IMAGE) examples/worker >/dev/null
+	@echo "built image $(WORKER_IMAGE)"
+
+run: build worker-image ## start the daemon on config.example.yaml (embedded NATS, Docker provider)
+	./$(BIN)/autoscaler run --config $(CONFIG)
+
+jobs: build ## queue N jobs of DURATION on POOL (while make run is running)
+	./$(BIN)/autoscaler queue --config $(CONFIG) --pool $(POOL) --count $(N) --duration $(DURATION)
+
+status: ## what the daemon sees, per pool
+	@curl -s http://127.0.0.1:9090/v1/pools
+
+test: k8s-tools ## everything: unit, NATS, Docker and Kubernetes tests, with the race detector
+	$(GO) test -race -timeout 45m ./...
+
+test-unit: ## the fast part: no Docker, no control plane
+	$(GO) test -race -short ./internal/domain/... ./internal/policy/... ./internal/config/... ./internal/scaler/... ./internal/events/...
+
+k8s-tools: ## build (once; cached in .cache/k8s) etcd, kube-apiserver, kube-scheduler and kwok for the tests
+	./tools/k8s/build.sh
+
+bench: ## run every benchmark and regenerate the table in BENCHMARKS.md
+	./bench/run.sh
+
+bench-policy: ## simulator backtests of the policy against the oracle and the other autoscalers
+	$(GO) run ./bench/policy
+
+fuzz: ## fuzz the event decoder and the config parser for FUZZTIME each
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/events/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+image: build ## the daemon's image (FROM scratch)
+	cp $(BIN)/autoscaler deploy/autoscaler
+	docker build -q -t hodei-autoscaler:$(VERSION) -f deploy/Dockerfile deploy >/dev/null
+	rm -f deploy/autoscaler
+	@echo "built image hodei-autoscaler:$(VERSION)"
+
+clean:
+	rm -rf $(BIN) examples/worker/worker data
