@@ -60,9 +60,8 @@ type Reconciler struct {
 	status   map[domain.PoolName]*atomic.Pointer[PoolStatus]
 	caughtUp atomic.Bool
 
-	sem      chan struct{}
-	inflight sync.WaitGroup
-	pending  int // ops in flight, owned by the loop
+	sem     chan struct{}
+	pending int // ops in flight, owned by the loop
 }
 
 type opResult struct {
@@ -152,7 +151,6 @@ func (r *Reconciler) send(o observation) {
 // flight provider calls get ShutdownTimeout to finish, idle workers are
 // stopped if StopWorkers is set.
 func (r *Reconciler) Run(ctx context.Context) error {
-	defer close(r.done)
 	opCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
 
@@ -166,6 +164,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		}()
 	}
 	defer func() {
+		// done first: it unblocks every goroutine still trying to report.
+		close(r.done)
 		stopWatch()
 		watchers.Wait()
 	}()
@@ -311,9 +311,7 @@ func (r *Reconciler) start(ctx context.Context, o Op) {
 	prov := r.provs[o.Pool]
 	b := r.breakers[o.Pool]
 	r.pending++
-	r.inflight.Add(1)
 	go func() {
-		defer r.inflight.Done()
 		select {
 		case r.sem <- struct{}{}:
 		case <-ctx.Done():
@@ -466,7 +464,18 @@ func (r *Reconciler) shutdown(opCtx context.Context, abandon context.CancelFunc)
 		case <-deadline.C:
 			r.log.Warn().Int("abandoned", r.pending).Msg("shutdown timeout: abandoning provider calls in flight")
 			abandon()
-			r.inflight.Wait()
+			// Cancelled calls return quickly; collect what they report
+			// for a moment, without waiting on a provider that hangs.
+			grace := time.NewTimer(2 * time.Second)
+			defer grace.Stop()
+			for r.pending > 0 {
+				select {
+				case res := <-r.opDone:
+					r.finish(res)
+				case <-grace.C:
+					return nil
+				}
+			}
 			return nil
 		}
 	}
