@@ -8,7 +8,8 @@ import (
 )
 
 // PoolName names a worker pool. It is used as a NATS subject token and as a
-// label value, so it is restricted to letters, digits, '-' and '_'.
+// Kubernetes label value, so it is restricted to letters, digits, '-' and
+// '_', and starts and ends with a letter or digit.
 type PoolName string
 
 // WorkerID identifies one worker; it is a UUID chosen by the autoscaler
@@ -18,12 +19,12 @@ type WorkerID string
 // JobID identifies one job; it is chosen by the scheduler and opaque to us.
 type JobID string
 
-var poolNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}$`)
+var poolNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$`)
 
 // ValidatePoolName reports whether name can be used as a pool name.
 func ValidatePoolName(name string) error {
 	if !poolNameRE.MatchString(name) {
-		return fmt.Errorf("pool name %q must be 1-63 letters, digits, '-' or '_'", name)
+		return fmt.Errorf("pool name %q must be 1-63 letters, digits, '-' or '_', starting and ending with a letter or digit", name)
 	}
 	return nil
 }
