@@ -44,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(args, stdout, stderr)
 	case "queue":
 		return queue(args, stdout, stderr)
+	case "simulate":
+		return simulate(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "hodei-autoscaler", version)
 		return 0
@@ -64,6 +66,8 @@ commands:
   validate --config FILE    check a config; print every problem; exit 1 on any
   queue --config FILE --pool P --count N [--duration 10s]
                             publish job.queued events, to try the daemon out
+  simulate [--config FILE] (--trace FILE | --generate KIND | --from-stream URL) [--compare] [--plot out.svg]
+                            backtest a policy on a trace in virtual time (docs/simulator.md)
   version                   print the version
 
 Every config key can be overridden by AUTOSCALER_<PATH> (e.g. AUTOSCALER_NATS_URL).

@@ -118,6 +118,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 
 // PoolConfig turns a pool's configuration into the engine's.
 func PoolConfig(cfg config.Config, pc config.Pool) scaler.PoolConfig {
+	// Validated already: the limits parse.
+	up, _ := pc.ScaleUp.Max.Limit(pc.ScaleUp.Period)
+	down, _ := pc.ScaleDown.Max.Limit(pc.ScaleDown.Period)
 	return scaler.PoolConfig{
 		Name:     pc.PoolName(),
 		Provider: pc.Provider,
@@ -126,6 +129,14 @@ func PoolConfig(cfg config.Config, pc config.Pool) scaler.PoolConfig {
 			MaxWorkers:                pc.MaxWorkers,
 			JobsPerWorker:             pc.JobsPerWorker,
 			IdleWorkers:               pc.IdleWorkers.Count,
+			IdleAuto:                  pc.IdleWorkers.Auto,
+			MaxIdleWorkers:            pc.MaxIdleWorkers,
+			ArrivalWindow:             pc.ArrivalRateWindow.D(),
+			Schedules:                 pc.PolicySchedules(),
+			ScaleUp:                   policy.Behavior{Limit: up, Cooldown: pc.ScaleUp.Cooldown.D()},
+			ScaleDown:                 policy.Behavior{Limit: down, Cooldown: pc.ScaleDown.Cooldown.D()},
+			StabilizationWindow:       pc.ScaleDown.StabilizationWindow.D(),
+			MaxJobsPerWorker:          pc.MaxJobsPerWorker,
 			IdleTimeout:               pc.IdleTimeout.D(),
 			ProvisionTimeout:          pc.ProvisionTimeout.D(),
 			MaxConcurrentProvisioning: pc.MaxConcurrentProvisioning,
@@ -212,7 +223,9 @@ func (a *App) Run(ctx context.Context) error {
 	defer abandonPublish()
 	go func() { _ = a.pub.Run(pubCtx) }()
 
-	recCtx, stopRec := context.WithCancel(ctx)
+	// The reconciler outlives ctx: it stops only once the consumer has
+	// (stopRec below), so the shutdown order holds.
+	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRec()
 	recDone := make(chan error, 1)
 	go func() { recDone <- a.rec.Run(recCtx) }()
@@ -250,6 +263,13 @@ loop:
 			break loop
 		case <-busTick.C:
 			a.m.BusConnected.Set(b2f(a.bus.Connected()))
+			if err := a.bus.Closed(); err != nil {
+				// The client will never reconnect (credentials rejected):
+				// exit, so a supervisor restarts the daemon, which then
+				// reads its secrets again.
+				runErr = err
+				break loop
+			}
 		}
 	}
 

@@ -133,6 +133,13 @@ type Pool struct {
 	MaxConcurrentProvisioning int         `yaml:"max_concurrent_provisioning"`
 	StopGracePeriod           Duration    `yaml:"stop_grace_period"`
 
+	// Policy v2 (types in policy.go; every knob in docs/policy.md).
+	ArrivalRateWindow Duration   `yaml:"arrival_rate_window"` // idle_workers: auto's averaging window
+	MaxJobsPerWorker  int        `yaml:"max_jobs_per_worker"` // retire a worker after N jobs (1: ephemeral)
+	ScaleUp           ScaleUp    `yaml:"scale_up"`
+	ScaleDown         ScaleDown  `yaml:"scale_down"`
+	Schedules         []Schedule `yaml:"schedules"`
+
 	// Env is added to every worker's environment.
 	Env       map[string]string `yaml:"env"`
 	Resources domain.Resources  `yaml:"resources"`
@@ -186,8 +193,13 @@ type Kubernetes struct {
 	// PodTemplate is a PodSpec fragment merged under the provider's own
 	// fields: affinity, volumes, sidecars, security overrides.
 	PodTemplate map[string]any `yaml:"pod_template"`
-	QPS         float64        `yaml:"qps"`
-	Burst       int            `yaml:"burst"`
+	// Labels and Annotations are added to every worker pod's metadata
+	// (the ownership labels cannot be overridden), e.g. the cluster
+	// autoscaler's safe-to-evict annotation.
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+	QPS         float64           `yaml:"qps"`
+	Burst       int               `yaml:"burst"`
 }
 
 // Defaults returns a configuration with every default filled in and no
@@ -236,10 +248,12 @@ func PoolDefaults() Pool {
 		MinWorkers:                0,
 		MaxWorkers:                10,
 		JobsPerWorker:             1,
-		IdleTimeout:               Duration(5 * time.Minute),
+		IdleTimeout:               Duration(2 * time.Minute),
 		ProvisionTimeout:          Duration(5 * time.Minute),
 		MaxConcurrentProvisioning: 10,
 		StopGracePeriod:           Duration(30 * time.Second),
+		ScaleUp:                   ScaleUp{Period: Duration(time.Minute)},
+		ScaleDown:                 ScaleDown{Period: Duration(time.Minute)},
 		Docker: Docker{
 			PullPolicy:  "if-not-present",
 			NetworkMode: "bridge",

@@ -52,6 +52,7 @@ var byteUnits = []struct {
 
 // ParseByteSize parses "1GiB", "512MB", "1048576".
 func ParseByteSize(s string) (ByteSize, error) {
+	orig := s
 	s = strings.TrimSpace(s)
 	mult := int64(1)
 	for _, u := range byteUnits {
@@ -62,7 +63,7 @@ func ParseByteSize(s string) (ByteSize, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 || (mult > 1 && n > (1<<62)/mult) {
-		return 0, fmt.Errorf("invalid size %q: write a whole number of bytes or use a unit such as 512MiB or 1GiB", s)
+		return 0, fmt.Errorf("invalid size %q: write a whole number of bytes or use a unit such as 512MiB or 1GiB", orig)
 	}
 	return ByteSize(n * mult), nil
 }
@@ -97,6 +98,16 @@ func (s Secret) String() string {
 // GoString hides the secret from %#v too.
 func (s Secret) GoString() string { return s.String() }
 
+// Format hides the secret from every fmt verb: without it, verbs that do
+// not call String (%d, %t, %c, ...) print the value itself.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprint(f, strconv.Quote(s.String()))
+		return
+	}
+	fmt.Fprint(f, s.String())
+}
+
 // MarshalJSON hides the secret.
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
 
@@ -124,7 +135,11 @@ func (w *IdleWorkers) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	}
 	var c int
-	if n.Kind != yaml.ScalarNode || n.Decode(&c) != nil {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected a whole number or \"auto\", got a %s", kindName(n))
+	}
+	// Only an integer: yaml.v3 would truncate 2.5 to 2.
+	if n.ShortTag() != "!!int" || n.Decode(&c) != nil {
 		return fmt.Errorf("expected a whole number or \"auto\", got %q", n.Value)
 	}
 	*w = IdleWorkers{Count: c}

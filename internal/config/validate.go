@@ -3,10 +3,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
@@ -36,8 +39,8 @@ func (v *validator) positive(key string, d Duration) {
 }
 
 func (c *Config) validate(v *validator) {
-	if c.Name == "" || strings.ContainsAny(c.Name, " \t\n") || len(c.Name) > 63 {
-		v.add("name", "must be 1-63 characters without spaces (got %q); it is the hodei.autoscaler ownership label", c.Name)
+	if !labelValueRE.MatchString(c.Name) {
+		v.add("name", "must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (got %q): it is the hodei.autoscaler ownership label on every container and pod", c.Name)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "trace", "debug", "info", "warn", "error":
@@ -47,8 +50,8 @@ func (c *Config) validate(v *validator) {
 	if c.Log.Format != "json" && c.Log.Format != "console" {
 		v.add("log.format", "must be json or console (got %q)", c.Log.Format)
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		v.add("http.listen", "must be host:port such as 127.0.0.1:9090 (got %q)", c.HTTP.Listen)
+	if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || !validPort(port) {
+		v.add("http.listen", "must be host:port with a port of 0-65535, such as 127.0.0.1:9090 (got %q)", c.HTTP.Listen)
 	}
 	c.NATS.validate(v)
 	c.Reconcile.validate(v)
@@ -58,6 +61,7 @@ func (c *Config) validate(v *validator) {
 		v.add("pools", "at least one pool is needed; see config.example.yaml")
 	}
 	seen := map[string]bool{}
+	envNames := map[string]string{} // AUTOSCALER_POOLS_<NAME> -> first pool name
 	for i := range c.Pools {
 		p := &c.Pools[i]
 		key := fmt.Sprintf("pools[%d]", i)
@@ -68,6 +72,15 @@ func (c *Config) validate(v *validator) {
 			v.add(key+".name", "duplicate pool name %q: every pool needs its own name", p.Name)
 		}
 		seen[p.Name] = true
+		// Overrides address pools by name with non-alphanumerics as '_' and
+		// in upper case, so a-b and A_B would share every variable.
+		if en := EnvName("pools", p.Name); p.Name != "" {
+			if other, dup := envNames[en]; dup && other != p.Name {
+				v.add(key+".name", "pools %q and %q share the environment variables %s_*: rename one so each name differs in more than case and '-'/'_'", other, p.Name, en)
+			} else if !dup {
+				envNames[en] = p.Name
+			}
+		}
 		p.validate(v, key, c.Reconcile)
 	}
 }
@@ -89,7 +102,7 @@ func (n *NATS) validate(v *validator) {
 		for _, u := range strings.Split(n.URL, ",") {
 			pu, err := url.Parse(strings.TrimSpace(u))
 			if err != nil || pu.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, pu.Scheme) {
-				v.add("nats.url", "%q is not a NATS URL: use embedded or nats://host:port (tls://, ws://, wss:// also work)", u)
+				v.add("nats.url", "%q is not a NATS URL: use embedded or nats://host:port (tls://, ws://, wss:// also work)", redactUserinfo(u))
 			} else if pu.User != nil {
 				v.add("nats.url", "must not carry credentials; put them in nats.auth (or AUTOSCALER_NATS_AUTH_PASSWORD) so they stay out of logs")
 			}
@@ -143,7 +156,7 @@ func (n *NATS) validate(v *validator) {
 	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
 		v.add("nats.tls", "cert_file and key_file go together (mutual TLS needs both)")
 	}
-	if n.URL == "embedded" && (methods > 0 || n.TLS.Enabled || n.TLS.CAFile != "") {
+	if n.URL == "embedded" && (methods > 0 || a.Password != "" || a.PasswordFile != "" || n.TLS.Enabled || n.TLS.CAFile != "" || n.TLS.CertFile != "" || n.TLS.KeyFile != "") {
 		v.add("nats.url", "auth and tls settings apply to an external server; the embedded server listens on loopback without them")
 	}
 }
@@ -195,6 +208,7 @@ func (p *Pool) validate(v *validator, key string, r Reconcile) {
 		v.add(key+".idle_timeout", "must be 0 (stop at once) or a positive duration (got %s)", p.IdleTimeout)
 	}
 	v.positive(key+".provision_timeout", p.ProvisionTimeout)
+	p.validatePolicy(v, key)
 	if p.MaxConcurrentProvisioning < 1 {
 		v.add(key+".max_concurrent_provisioning", "must be at least 1 (got %d)", p.MaxConcurrentProvisioning)
 	}
@@ -209,7 +223,7 @@ func (p *Pool) validate(v *validator, key string, r Reconcile) {
 	} else if p.Resources.MemoryMB > 0 && p.Resources.MemoryMB < 6 {
 		v.add(key+".resources.memory_mb", "must be at least 6 (Docker's minimum) or 0 for no limit (got %d)", p.Resources.MemoryMB)
 	}
-	for k := range p.Env {
+	for _, k := range slices.Sorted(maps.Keys(p.Env)) { // sorted: the same problems in the same order every run
 		if !envKeyRE.MatchString(k) {
 			v.add(key+".env", "%q is not a valid environment variable name", k)
 		}
@@ -260,15 +274,36 @@ func (k *Kubernetes) validate(v *validator, key string) {
 	if !dnsLabelRE.MatchString(k.Namespace) {
 		v.add(key+".namespace", "must be a DNS label such as hodei-workers (got %q)", k.Namespace)
 	}
-	if k.QPS <= 0 {
-		v.add(key+".qps", "must be positive (got %g)", k.QPS)
+	if !(k.QPS > 0) || math.IsInf(k.QPS, 0) { // NaN fails every comparison
+		v.add(key+".qps", "must be a positive number such as 100 (got %g)", k.QPS)
 	}
 	if k.Burst < 1 {
 		v.add(key+".burst", "must be at least 1 (got %d)", k.Burst)
 	}
 }
 
+// validPort reports whether p is a port number net.Listen takes.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// redactUserinfo hides what sits before the '@' of a URL that did not
+// parse, so a password in a mistyped nats.url is not printed.
+func redactUserinfo(u string) string {
+	at := strings.LastIndex(u, "@")
+	if at < 0 {
+		return u
+	}
+	start := 0
+	if i := strings.Index(u, "://"); i >= 0 && i < at {
+		start = i + len("://")
+	}
+	return u[:start] + "[redacted]" + u[at:]
+}
+
 var (
+	labelValueRE   = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`)
 	envKeyRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	dnsLabelRE     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 	subjectTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)

@@ -108,6 +108,21 @@ func (b *Bus) ClientURL() string {
 // Connected reports whether the connection is up.
 func (b *Bus) Connected() bool { return b.NC != nil && b.NC.IsConnected() }
 
+// Closed returns an error when the client has given up on the connection
+// for good and will not reconnect (nats.go does so after the server
+// rejects the same credentials twice), saying why; nil otherwise,
+// including while it reconnects.
+func (b *Bus) Closed() error {
+	if b.NC == nil || !b.NC.IsClosed() {
+		return nil
+	}
+	err := b.NC.LastError()
+	if err == nil {
+		err = nats.ErrConnectionClosed
+	}
+	return fmt.Errorf("nats closed the connection and will not reconnect: %w (check nats.auth and nats.tls)", err)
+}
+
 // Close drains nothing: it closes the connection and stops the embedded
 // server. Callers flush what they must publish first.
 func (b *Bus) Close() {
@@ -153,6 +168,11 @@ func (b *Bus) clientOptions() ([]nats.Option, error) {
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			b.log.Warn().Err(err).Msg("nats error")
+		}),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if err := nc.LastError(); err != nil {
+				b.log.Error().Err(err).Msg("nats connection closed for good; the daemon stops")
+			}
 		}),
 	}
 	a := c.Auth
@@ -241,6 +261,11 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 			_, err := b.JS.Stream(cctx, sc.Name)
 			if err == nil {
 				return nil
+			}
+			if err := b.Closed(); err != nil {
+				// nats.go gives up for good on some errors (the same
+				// authorization error twice): retrying cannot help.
+				return backoff.Permanent(err)
 			}
 			if !errors.Is(err, jetstream.ErrStreamNotFound) {
 				return fmt.Errorf("looking up stream %s: %w", sc.Name, err)

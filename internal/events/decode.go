@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 )
@@ -37,8 +38,20 @@ type InvalidError struct {
 
 func (e *InvalidError) Error() string { return e.Reason + ": " + e.Detail }
 
+// maxDetail bounds an InvalidError's Detail: it quotes fields of the
+// payload, which may be as long as nats.max_event_bytes, and it is logged.
+const maxDetail = 512
+
 func invalid(reason, format string, args ...any) error {
-	return &InvalidError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+	detail := fmt.Sprintf(format, args...)
+	if len(detail) > maxDetail {
+		cut := maxDetail
+		for cut > 0 && !utf8.RuneStart(detail[cut]) {
+			cut--
+		}
+		detail = detail[:cut] + "... (truncated)"
+	}
+	return &InvalidError{Reason: reason, Detail: detail}
 }
 
 // ReasonOf returns the rejection reason of err, or "" if err is not an
@@ -78,7 +91,7 @@ func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error)
 		return domain.JobEvent{}, invalid(ReasonBadSubject, "subject %q is not %s.jobs.<pool>.<queued|started|finished>", subject, d.Subjects.Prefix)
 	}
 	var env envelope
-	if err := json.Unmarshal(payload, &env); err != nil {
+	if err := unmarshalEnvelope(payload, &env); err != nil {
 		var se *json.SyntaxError
 		var ute *json.UnmarshalTypeError
 		switch {

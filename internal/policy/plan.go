@@ -45,9 +45,14 @@ type Plan struct {
 //   - if supply is short, create up to the shortfall, bounded by
 //     max_concurrent_provisioning and by any backoff;
 //   - if supply is long, stop idle workers whose idle time reached
-//     idle_timeout, longest idle first. Busy workers are never chosen.
+//     idle_timeout (or the decision's IdleTimeout), longest idle first.
+//     Busy workers are never chosen.
 func MakePlan(st State, s Settings, d Decision, sup Supply, now time.Time) Plan {
 	var p Plan
+	idleTimeout := s.IdleTimeout
+	if d.IdleTimeout > 0 {
+		idleTimeout = d.IdleTimeout
+	}
 	wake := func(t time.Time) {
 		if !t.IsZero() && (p.NextWake.IsZero() || t.Before(p.NextWake)) {
 			p.NextWake = t
@@ -88,7 +93,7 @@ func MakePlan(st State, s Settings, d Decision, sup Supply, now time.Time) Plan 
 			if excess == 0 {
 				break
 			}
-			due := c.Since.Add(s.IdleTimeout)
+			due := c.Since.Add(idleTimeout)
 			if due.After(now) {
 				// Later idlers are younger, so none of them is due either.
 				wake(due)

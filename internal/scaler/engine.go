@@ -169,6 +169,7 @@ func (e *Engine) ApplyJob(ev domain.JobEvent, now time.Time) (Result, string) {
 	case domain.JobQueued:
 		ch = p.ledger.Queued(ev.JobID, at)
 		if ch.Result == Applied {
+			p.hist.Queued(at, p.cfg.Settings)
 			t := ev.Time
 			if t.IsZero() {
 				t = at
@@ -185,7 +186,7 @@ func (e *Engine) ApplyJob(ev domain.JobEvent, now time.Time) (Result, string) {
 	}
 	p.dirty = true
 	if ch.From != "" {
-		p.jobLeft(ch.From, now)
+		p.jobLeft(ch.From, now, &e.fx)
 	}
 	reason := ""
 	if ch.To != "" {
@@ -211,7 +212,7 @@ func (e *Engine) Tick(now time.Time) {
 	for _, p := range e.order {
 		for _, x := range p.ledger.Expire(cutoff) {
 			if x.Worker != "" {
-				p.jobLeft(x.Worker, now)
+				p.jobLeft(x.Worker, now, &e.fx)
 			}
 			p.dirty = true
 			e.fx.Expired = append(e.fx.Expired, ExpiredJob{Pool: p.cfg.Name, Job: x.ID, Worker: x.Worker, Age: now.Sub(x.Since)})
@@ -267,7 +268,7 @@ func (e *Engine) observe(p *Pool, obs domain.Worker, now time.Time) {
 		return
 	}
 	w.seenAt = now
-	w.phase = obs.Phase
+	w.phase, w.reason = obs.Phase, obs.Reason
 	switch {
 	case obs.Phase == domain.PhaseReady && w.state == domain.StateProvisioning:
 		p.becomeReady(w, now, &e.fx)
@@ -283,7 +284,7 @@ func (e *Engine) observe(p *Pool, obs domain.Worker, now time.Time) {
 // adopt takes in a worker found by the provider and not known here: one
 // created before a restart, or one whose create result has not arrived.
 func (e *Engine) adopt(p *Pool, obs domain.Worker, now time.Time) {
-	w := &worker{id: obs.ID, phase: obs.Phase, seenAt: now, adopted: true}
+	w := &worker{id: obs.ID, phase: obs.Phase, reason: obs.Reason, seenAt: now, adopted: true}
 	p.workers[w.id] = w
 	switch {
 	case obs.Phase.Terminal():
@@ -324,7 +325,12 @@ func (e *Engine) ended(p *Pool, w *worker, obs domain.Worker, now time.Time) {
 	if reason == "" {
 		reason = "worker ended on its own"
 	}
-	if obs.Phase == domain.PhaseFailed {
+	// A worker that exits cleanly but at once, before it ran a job (a
+	// wrong command, a worker that cannot reach its scheduler), is a crash
+	// loop too: back off as after a failure, or the pool would create
+	// containers in a hot loop.
+	quit := w.jobsRun == 0 && (w.readyAt.IsZero() || now.Sub(w.readyAt) < stableAfter)
+	if obs.Phase == domain.PhaseFailed || quit {
 		p.failure(w, now)
 	}
 	p.kill(w, now)
@@ -413,7 +419,7 @@ func (e *Engine) StopIdle(now time.Time) {
 		}
 		for w := p.idle.head; w != nil; {
 			next := w.next
-			p.drain(w, now, &e.fx)
+			p.drain(w, now, &e.fx, "idle")
 			w = next
 		}
 	}

@@ -44,6 +44,12 @@ type Pool struct {
 	// uncovered holds the event times of queued jobs not yet served by a
 	// provision request, oldest first (for reaction_seconds).
 	uncovered []time.Time
+
+	// hist is what the policy remembers between decisions (recent
+	// recommendations, last scale times, rate-limit windows, the arrival
+	// and provisioning averages). The engine records into it; Decide only
+	// reads it, through State.
+	hist policy.History
 }
 
 func newPool(c PoolConfig) *Pool {
@@ -76,6 +82,7 @@ func (p *Pool) State() policy.State {
 		Busy:         p.count[stateIndex(domain.StateBusy)],
 		Draining:     p.count[stateIndex(domain.StateDraining)],
 		Failed:       p.count[stateIndex(domain.StateFailed)],
+		History:      p.hist,
 	}
 }
 
@@ -84,6 +91,11 @@ func (p *Pool) Count(s domain.WorkerState) int { return p.count[stateIndex(s)] }
 
 // LastDecision is the pool's latest decision and when it was made.
 func (p *Pool) LastDecision() (policy.Decision, time.Time) { return p.decision, p.decidedAt }
+
+// NextWake is when the pool must be reconciled again with no new input
+// (an idle timeout, a provisioning deadline, a cooldown ending); zero if
+// never. Drivers other than the Reconciler (the simulator) schedule by it.
+func (p *Pool) NextWake() time.Time { return p.nextWake }
 
 // Blocked says why creates are held back, or "".
 func (p *Pool) Blocked() string { return p.blocked }
@@ -193,8 +205,9 @@ func (p *Pool) jobArrived(id domain.WorkerID, now time.Time, fx *Effects) bool {
 	return true
 }
 
-// jobLeft takes a job off worker id.
-func (p *Pool) jobLeft(id domain.WorkerID, now time.Time) {
+// jobLeft takes a job off worker id. A worker that has run
+// max_jobs_per_worker jobs is retired as it becomes idle.
+func (p *Pool) jobLeft(id domain.WorkerID, now time.Time, fx *Effects) {
 	w := p.workers[id]
 	if w == nil || !w.alive() {
 		p.orphanRunning--
@@ -203,12 +216,16 @@ func (p *Pool) jobLeft(id domain.WorkerID, now time.Time) {
 	w.jobs--
 	if w.jobs == 0 && w.state == domain.StateBusy {
 		p.setState(w, domain.StateIdle, now)
+		if retire, why := policy.Retire(p.cfg.Settings, w.jobsRun); retire && !p.cfg.DryRun {
+			p.drain(w, now, fx, why)
+		}
 	}
 }
 
 func (p *Pool) becomeReady(w *worker, now time.Time, fx *Effects) {
 	if !w.adopted {
 		fx.Ready = append(fx.Ready, Observation{Pool: p.cfg.Name, Provider: p.cfg.Provider, Value: now.Sub(w.since)})
+		p.hist.Provisioned(now.Sub(w.since))
 	}
 	w.readyAt = now
 	fx.Lifecycle = append(fx.Lifecycle, p.lifecycle(w, domain.LifecycleReady, ""))
@@ -261,9 +278,9 @@ func (p *Pool) issue(w *worker, k OpKind, now time.Time, fx *Effects) {
 	fx.Ops = append(fx.Ops, op)
 }
 
-func (p *Pool) drain(w *worker, now time.Time, fx *Effects) {
+func (p *Pool) drain(w *worker, now time.Time, fx *Effects, reason string) {
 	p.setState(w, domain.StateDraining, now)
-	fx.Lifecycle = append(fx.Lifecycle, p.lifecycle(w, domain.LifecycleDraining, "idle"))
+	fx.Lifecycle = append(fx.Lifecycle, p.lifecycle(w, domain.LifecycleDraining, reason))
 	p.issue(w, OpStop, now, fx)
 }
 
@@ -294,6 +311,8 @@ func (p *Pool) reconcile(now time.Time, fx *Effects) {
 	st := p.State()
 	d := policy.Decide(st, p.cfg.Settings, now)
 	p.decision, p.decidedAt = d, now
+	p.hist.Remember(d, p.cfg.Settings, now)
+	p.wake(d.RecheckAt)
 
 	blockedUntil, why := p.createBlockedUntil()
 	plan := policy.MakePlan(st, p.cfg.Settings, d, policy.Supply{
@@ -308,6 +327,13 @@ func (p *Pool) reconcile(now time.Time, fx *Effects) {
 
 	direction := "none"
 	switch {
+	case p.cfg.DryRun && d.Desired != st.Current():
+		// Nothing is carried out: the direction is what the decision
+		// would do.
+		direction = "down"
+		if d.Desired > st.Current() {
+			direction = "up"
+		}
 	case plan.Create > 0:
 		direction = "up"
 	case len(plan.Stop) > 0:
@@ -332,7 +358,11 @@ func (p *Pool) reconcile(now time.Time, fx *Effects) {
 		}
 		reason := fmt.Sprintf("not ready within provision_timeout %s", p.cfg.Settings.ProvisionTimeout)
 		if w.phase != "" {
-			reason += " (provider phase " + string(w.phase) + ")"
+			reason += " (provider phase " + string(w.phase)
+			if w.reason != "" {
+				reason += ": " + w.reason
+			}
+			reason += ")"
 		}
 		p.failure(w, now)
 		p.kill(w, now)
@@ -340,6 +370,7 @@ func (p *Pool) reconcile(now time.Time, fx *Effects) {
 		w.op = OpNone // abandon a create still in flight: delete wins
 		p.issue(w, OpDelete, now, fx)
 	}
+	stopped := 0
 	for range plan.Create {
 		w := &worker{id: domain.NewWorkerID(), seenAt: now}
 		p.workers[w.id] = w
@@ -352,9 +383,11 @@ func (p *Pool) reconcile(now time.Time, fx *Effects) {
 	}
 	for _, id := range plan.Stop {
 		if w := p.workers[id]; w != nil && w.state == domain.StateIdle && w.jobs == 0 {
-			p.drain(w, now, fx)
+			p.drain(w, now, fx, "idle")
+			stopped++
 		}
 	}
+	p.hist.Scaled(plan.Create, stopped, p.cfg.Settings, now)
 	// Retry stops and deletes that failed, once their time has come.
 	for id := range p.retries {
 		w := p.workers[id]

@@ -35,6 +35,9 @@ type worker struct {
 	id    domain.WorkerID
 	state domain.WorkerState
 	phase domain.Phase
+	// reason is the provider's last word on the worker (why it is still
+	// pending, say), quoted when it times out.
+	reason string
 	// since is when provisioning started (provisioning) or when the worker
 	// last became idle (idle); it orders the lists below.
 	since   time.Time

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hodei/hodei-autoscaler/internal/sim"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// The README's first command, end to end: a generated burst, compared with
+// the oracle and the anchors, plotted.
+func TestSimulateGenerateBurstCompareAndPlot(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "burst.svg")
+	code, out, errs := runCLI(t, "simulate", "--generate", "burst", "--compare", "--plot", svg)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, row := range append([]string{"defaults", "oracle"}, sim.Anchors...) {
+		if !strings.Contains(out, "| "+row+" | 329 |") {
+			t.Errorf("table lacks the %q row:\n%s", row, out)
+		}
+	}
+	if !strings.Contains(out, sim.TableHeader) {
+		t.Errorf("no table header:\n%s", out)
+	}
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := xml.NewDecoder(bytes.NewReader(b))
+	var root string
+	lines := 0
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s is not well-formed XML: %v", svg, err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			if root == "" {
+				root = se.Name.Local
+			}
+			if se.Name.Local == "polyline" {
+				lines++
+			}
+		}
+	}
+	if root != "svg" || lines != 3 {
+		t.Errorf("root %q with %d polylines, want svg with 3", root, lines)
+	}
+}
+
+func TestSimulateTraceFileJSONAndConfig(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "three.csv")
+	if err := os.WriteFile(trace, []byte("job_id,pool,queued_at,duration\nA,linux,100,50\nB,linux,120,10\nC,linux,155,20\nZ,windows,1,1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(`
+pools:
+  - name: linux
+    idle_timeout: 30s
+    docker: {image: worker}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "simulate", "--config", cfg, "--trace", trace, "--provision", "10s", "--provision-p95", "0", "--json", "--compare")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var rep sim.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	if len(rep.Pools) != 1 || rep.Pools[0].Pool != "linux" || len(rep.Notes) != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	r := rep.Pools[0].Runs[0]
+	// The hand-computed answer of internal/sim's three-job test.
+	if r.Run != "config" || r.WorkerSeconds != 175 || r.WaitMax != 10 || r.Started != 2 || rep.Pools[0].Runs[1].WorkerSeconds != 105 {
+		t.Errorf("runs %+v", rep.Pools[0].Runs)
+	}
+}
+
+func TestSimulateSaveTraceAndReplay(t *testing.T) {
+	dir := t.TempDir()
+	saved := filepath.Join(dir, "steady.csv")
+	code, first, errs := runCLI(t, "simulate", "--generate", "steady", "--span", "2h", "--seed", "4", "--save-trace", saved, "--idle-workers", "auto")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	code, again, errs := runCLI(t, "simulate", "--trace", saved, "--seed", "4", "--idle-workers", "auto")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	row := func(s string) string { return s[strings.Index(s, "| defaults"):] }
+	if row(first) != row(again) {
+		t.Errorf("replaying the saved trace gave another result:\n%s\n%s", first, again)
+	}
+}
+
+func TestSimulateUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"simulate"},
+		{"simulate", "--generate", "burst", "--trace", "x.csv"},
+		{"simulate", "--generate", "burst", "--idle-workers", "lots"},
+	} {
+		if code, _, _ := runCLI(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	for _, args := range [][]string{
+		{"simulate", "--generate", "weekly"},
+		{"simulate", "--trace", "/does/not/exist.csv"},
+		{"simulate", "--generate", "burst", "--config", "/does/not/exist.yaml"},
+	} {
+		if code, _, _ := runCLI(t, args...); code != 1 {
+			t.Errorf("%v: exit %d, want 1", args, code)
+		}
+	}
+}

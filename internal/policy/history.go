@@ -1,0 +1,189 @@
+package policy
+
+import (
+	"math"
+	"time"
+)
+
+// History is what the rules remember between decisions. The caller (the
+// engine) owns it: it records into it with the methods below after each
+// decision, plan, queued job and ready worker, and passes it to Decide in
+// State. Decide only reads it, so a decision is a pure function of
+// (State, Settings, now) and the same inputs always give the same output.
+//
+// Every part is bounded: Recent holds at most one sample per distinct
+// value within the stabilization window, Added and Removed one step per
+// reconcile that scaled within the longest rate-limit period, and the two
+// averages are a few words each.
+type History struct {
+	// Recent are recommendations within the stabilization window, oldest
+	// first, each strictly lower than the one before: the ones that can
+	// still be the window's highest (a monotonic queue).
+	Recent []Sample
+	// LastScaleUp and LastScaleDown are when workers were last created or
+	// stopped to follow the desired count (for the cooldowns).
+	LastScaleUp   time.Time
+	LastScaleDown time.Time
+	// Added and Removed are the workers created and stopped within the
+	// rate-limit periods (for the rate limits).
+	Added   Steps
+	Removed Steps
+	// Arrivals is the average rate of queued jobs (for idle_workers: auto).
+	Arrivals Rate
+	// Provisioning is the average time from create to ready.
+	Provisioning Average
+}
+
+// Sample is one recommendation.
+type Sample struct {
+	At      time.Time
+	Desired int
+}
+
+// Step is a number of workers added or removed at one instant.
+type Step struct {
+	At      time.Time
+	Workers int
+}
+
+// Steps are steps oldest first.
+type Steps []Step
+
+// since sums the steps after cutoff and returns the oldest of them.
+func (ss Steps) since(cutoff time.Time) (n int, first time.Time) {
+	for i := len(ss) - 1; i >= 0 && ss[i].At.After(cutoff); i-- {
+		n += ss[i].Workers
+		first = ss[i].At
+	}
+	return n, first
+}
+
+func (ss Steps) add(at time.Time, n int, keep time.Duration) Steps {
+	if n <= 0 {
+		return ss
+	}
+	i := 0
+	for i < len(ss) && !ss[i].At.After(at.Add(-keep)) {
+		i++
+	}
+	ss = ss[i:]
+	if len(ss) > 0 && ss[len(ss)-1].At.Equal(at) {
+		ss[len(ss)-1].Workers += n
+		return ss
+	}
+	return append(ss, Step{At: at, Workers: n})
+}
+
+// highestSince returns the highest recommendation made after cutoff, and
+// when it was made (the latest time it was made); 0 if none.
+func (h History) highestSince(cutoff time.Time) (int, time.Time) {
+	for _, s := range h.Recent {
+		if s.At.After(cutoff) {
+			return s.Desired, s.At
+		}
+	}
+	return 0, time.Time{}
+}
+
+// Remember records a decision's recommendation for the stabilization
+// window.
+func (h *History) Remember(d Decision, s Settings, now time.Time) {
+	if s.StabilizationWindow <= 0 {
+		h.Recent = h.Recent[:0]
+		return
+	}
+	cutoff := now.Add(-s.StabilizationWindow)
+	i := 0
+	for i < len(h.Recent) && !h.Recent[i].At.After(cutoff) {
+		i++
+	}
+	r := h.Recent[i:]
+	// A newer sample as high or higher makes older lower ones irrelevant.
+	for len(r) > 0 && r[len(r)-1].Desired <= d.Recommended {
+		r = r[:len(r)-1]
+	}
+	if i > 0 && cap(h.Recent)-len(r) > 64 { // release what expired
+		r = append([]Sample(nil), r...)
+	}
+	h.Recent = append(r, Sample{At: now, Desired: d.Recommended})
+}
+
+// Scaled records that a plan created and stopped workers at now.
+func (h *History) Scaled(created, stopped int, s Settings, now time.Time) {
+	if created > 0 {
+		h.LastScaleUp = now
+		h.Added = h.Added.add(now, created, s.ScaleUp.Limit.Period)
+	}
+	if stopped > 0 {
+		h.LastScaleDown = now
+		h.Removed = h.Removed.add(now, stopped, s.ScaleDown.Limit.Period)
+	}
+}
+
+// Queued records a job's arrival at at (its stream time).
+func (h *History) Queued(at time.Time, s Settings) {
+	h.Arrivals = h.Arrivals.Add(at, s.arrivalWindow())
+}
+
+// Provisioned records a worker that took d from create to ready.
+func (h *History) Provisioned(d time.Duration) { h.Provisioning = h.Provisioning.Add(d) }
+
+// DefaultArrivalWindow is the arrival-rate average's time constant when
+// the settings give none.
+const DefaultArrivalWindow = 10 * time.Minute
+
+func (s Settings) arrivalWindow() time.Duration {
+	if s.ArrivalWindow > 0 {
+		return s.ArrivalWindow
+	}
+	return DefaultArrivalWindow
+}
+
+// Rate is an exponentially weighted moving average of an event rate in
+// continuous time: each event adds 1/τ and the value decays by e^(−Δt/τ),
+// so a steady rate λ converges to λ and older events weigh
+// exponentially less. τ is the window.
+type Rate struct {
+	PerSecond float64   // the value at At
+	At        time.Time // the last event
+}
+
+// Add records one event at t. Events out of order count at the latest
+// time seen.
+func (r Rate) Add(t time.Time, window time.Duration) Rate {
+	tau := window.Seconds()
+	if r.At.IsZero() {
+		return Rate{PerSecond: 1 / tau, At: t}
+	}
+	if t.Before(r.At) {
+		t = r.At
+	}
+	return Rate{PerSecond: r.PerSecond*math.Exp(-t.Sub(r.At).Seconds()/tau) + 1/tau, At: t}
+}
+
+// Value is the rate at now, per second.
+func (r Rate) Value(now time.Time, window time.Duration) float64 {
+	if r.At.IsZero() {
+		return 0
+	}
+	dt := now.Sub(r.At).Seconds()
+	if dt <= 0 {
+		return r.PerSecond
+	}
+	return r.PerSecond * math.Exp(-dt/window.Seconds())
+}
+
+// Average is a running average of durations that weighs the first
+// samples equally and then each new one by 1/averageOver.
+type Average struct {
+	Value time.Duration
+	N     int
+}
+
+const averageOver = 8
+
+// Add records one sample.
+func (a Average) Add(d time.Duration) Average {
+	n := min(a.N+1, averageOver)
+	return Average{Value: a.Value + (d-a.Value)/time.Duration(n), N: a.N + 1}
+}

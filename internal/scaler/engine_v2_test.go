@@ -1,0 +1,430 @@
+package scaler
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	_ "time/tzdata"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
+	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/events"
+	"github.com/hodei/hodei-autoscaler/internal/metrics"
+	"github.com/hodei/hodei-autoscaler/internal/policy"
+	"github.com/hodei/hodei-autoscaler/internal/providers"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
+)
+
+// pending answers the creates in ops with workers that are still
+// booting, and returns their ids; boot makes them ready.
+func (h *harness) pending(ops []Op) []domain.WorkerID {
+	var ids []domain.WorkerID
+	for _, o := range ops {
+		if o.Kind == OpCreate {
+			h.e.OpDone(testPool, OpCreate, o.Worker, domain.Worker{ID: o.Worker, Pool: testPool, Phase: domain.PhasePending}, nil, h.now)
+			ids = append(ids, o.Worker)
+		}
+	}
+	return ids
+}
+
+func (h *harness) boot(ids ...domain.WorkerID) {
+	for _, id := range ids {
+		h.e.ObserveChange(testPool, providers.WorkerChange{ID: id, Worker: domain.Worker{ID: id, Pool: testPool, Phase: domain.PhaseReady}}, h.now)
+	}
+}
+
+// The engine measures what idle_workers: auto needs from the events it
+// already sees: the arrival rate from queued events at their stream time,
+// the provisioning time from create to ready, and the decision's reason
+// shows both.
+func TestEngineV2AutoWarmFromMeasuredRateAndProvisioning(t *testing.T) {
+	h := newHarness(t, func(c *PoolConfig) {
+		c.Settings.IdleAuto = true
+		c.Settings.ArrivalWindow = time.Minute
+		c.Settings.IdleTimeout = 10 * time.Minute
+	})
+	h.start()
+	// The first job: no provisioning measured yet, no warm worker.
+	h.job(domain.JobQueued, "j0", "")
+	fx := h.reconcile()
+	if n := count(fx.Ops, OpCreate); n != 1 {
+		t.Fatalf("creates %d, want 1", n)
+	}
+	if d, _ := h.e.Pool(testPool).LastDecision(); !strings.Contains(d.Reason, "no provisioning time measured yet") {
+		t.Fatalf("reason %q", d.Reason)
+	}
+	ws := h.pending(fx.Ops)
+	h.advance(20 * time.Second)
+	h.boot(ws...)
+	h.job(domain.JobStarted, "j0", ws[0])
+	h.reconcile()
+	st := h.state()
+	if st.History.Provisioning.N != 1 || st.History.Provisioning.Value != 20*time.Second {
+		t.Fatalf("provisioning measured %+v, want one sample of 20s", st.History.Provisioning)
+	}
+
+	// One job every 5 s for two minutes, events stamped by the stream:
+	// 0.2/s × 20 s = 4 jobs per boot.
+	for i := 1; i <= 24; i++ {
+		h.advance(5 * time.Second)
+		h.job(domain.JobQueued, fmt.Sprintf("j%d", i), "")
+		h.job(domain.JobFinished, fmt.Sprintf("j%d", i), "") // cancelled at once: only the rate counts
+	}
+	h.reconcile()
+	d, _ := h.e.Pool(testPool).LastDecision()
+	rate := h.state().History.Arrivals.Value(h.now, time.Minute)
+	if rate < 0.17 || rate > 0.2 {
+		t.Fatalf("measured rate %.3f/s, want about 0.2", rate)
+	}
+	if d.Warm < 6 || d.Warm > 8 {
+		t.Fatalf("warm %d for about 4 jobs per boot, want 6 to 8 (reason %q)", d.Warm, d.Reason)
+	}
+	for _, want := range []string{"auto: arrivals 0.1", "× provisioning 20s", "cover 90%", "idle workers above it stop after 20s"} {
+		if !strings.Contains(d.Reason, want) {
+			t.Errorf("reason %q lacks %q", d.Reason, want)
+		}
+	}
+	if d.Desired != 1+d.Warm {
+		t.Errorf("desired %d, want running 1 + warm %d", d.Desired, d.Warm)
+	}
+	// With no arrivals the rate decays and the engine wakes itself to
+	// shrink the buffer.
+	if wake := h.e.Pool(testPool).NextWake(); wake.IsZero() || !wake.After(h.now) {
+		t.Fatalf("next wake %v: the decaying buffer must be rechecked", wake)
+	}
+}
+
+// Events of the retained stream folded at start carry their stream time:
+// the rate is what the stream says, not what the fold took.
+func TestEngineV2ArrivalRateUsesStreamTime(t *testing.T) {
+	h := newHarness(t, func(c *PoolConfig) { c.Settings.ArrivalWindow = time.Minute })
+	past := h.now.Add(-10 * time.Minute)
+	for i := range 120 { // one per second, ten minutes ago
+		at := past.Add(time.Duration(i) * time.Second)
+		h.e.ApplyJob(domain.JobEvent{Kind: domain.JobQueued, Pool: testPool, JobID: domain.JobID(fmt.Sprint(i)), Time: at, Stored: at}, h.now)
+	}
+	r := h.e.Pool(testPool).State().History.Arrivals
+	if !r.At.Equal(past.Add(119 * time.Second)) {
+		t.Fatalf("rate stamped %v, want the last event's stream time", r.At)
+	}
+	if v := r.Value(r.At, time.Minute); v < 0.8 {
+		t.Fatalf("rate at the last event %.2f/s, want about 0.86 (1/s for two minutes)", v)
+	}
+	if v := r.Value(h.now, time.Minute); v > 0.01 {
+		t.Fatalf("rate now %.3f/s: eight idle minutes must have decayed it", v)
+	}
+}
+
+func TestEngineV2RetiresAfterMaxJobsPerWorker(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		max     int
+		dryRun  bool
+		jobs    int // run one after another on one worker
+		retired bool
+	}{
+		{name: "ephemeral: retired after its job", max: 1, jobs: 1, retired: true},
+		{name: "retired after the third job", max: 3, jobs: 3, retired: true},
+		{name: "not before", max: 3, jobs: 2},
+		{name: "no limit", max: 0, jobs: 5},
+		{name: "dry run never stops", max: 1, jobs: 1, dryRun: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(c *PoolConfig) {
+				c.Settings.MaxJobsPerWorker = tc.max
+				c.Settings.IdleTimeout = time.Hour
+			})
+			h.start()
+			h.job(domain.JobQueued, "j0", "")
+			ws := h.ready(h.reconcile().Ops)
+			if tc.dryRun { // flip after the worker exists, to see retirement alone
+				h.e.Pool(testPool).cfg.DryRun = true
+			}
+			var fx Effects
+			for i := range tc.jobs {
+				id := fmt.Sprintf("j%d", i)
+				if i > 0 {
+					h.job(domain.JobQueued, id, "")
+				}
+				h.job(domain.JobStarted, id, ws[0])
+				h.reconcile()
+				h.advance(time.Minute)
+				h.job(domain.JobFinished, id, "")
+				fx = h.reconcile()
+			}
+			stops := count(fx.Ops, OpStop)
+			drains := lifecycles(fx, domain.LifecycleDraining)
+			// Retirement happens as the finished event is applied; its
+			// effects are in the reconcile pass's effects too.
+			if tc.retired {
+				if stops != 1 || len(drains) != 1 || !strings.Contains(drains[0].Reason, "max_jobs_per_worker") {
+					t.Fatalf("ops %+v lifecycle %+v: want one stop with a max_jobs_per_worker reason", fx.Ops, fx.Lifecycle)
+				}
+				if s, _ := h.e.Pool(testPool).WorkerState(ws[0]); s != domain.StateDraining {
+					t.Fatalf("worker %s, want draining", s)
+				}
+			} else if stops != 0 {
+				t.Fatalf("worker stopped: %+v", fx.Ops)
+			}
+		})
+	}
+}
+
+// A retired worker is replaced when demand needs it.
+func TestEngineV2RetiredWorkerIsReplaced(t *testing.T) {
+	h := newHarness(t, func(c *PoolConfig) { c.Settings.MaxJobsPerWorker = 1 })
+	h.start()
+	h.job(domain.JobQueued, "a", "")
+	h.job(domain.JobQueued, "b", "")
+	ws := h.ready(h.reconcile().Ops)
+	h.job(domain.JobStarted, "a", ws[0])
+	h.reconcile()
+	h.job(domain.JobFinished, "a", "")
+	fx := h.reconcile()
+	if count(fx.Ops, OpStop) != 1 || count(fx.Ops, OpCreate) != 0 {
+		t.Fatalf("ops %+v: want the retired worker stopped, b served by the other", fx.Ops)
+	}
+	h.job(domain.JobStarted, "b", ws[1])
+	h.job(domain.JobQueued, "c", "")
+	fx = h.reconcile()
+	if count(fx.Ops, OpCreate) != 1 {
+		t.Fatalf("ops %+v: c needs a new worker", fx.Ops)
+	}
+}
+
+func TestEngineV2StabilizationHoldsIdleWorkers(t *testing.T) {
+	h := newHarness(t, func(c *PoolConfig) {
+		c.Settings.StabilizationWindow = 5 * time.Minute
+		c.Settings.IdleTimeout = 0
+	})
+	h.start()
+	for i := range 4 {
+		h.job(domain.JobQueued, fmt.Sprint(i), "")
+	}
+	ws := h.ready(h.reconcile().Ops)
+	for i := range 4 {
+		h.job(domain.JobStarted, fmt.Sprint(i), ws[i])
+	}
+	h.reconcile()
+	h.advance(time.Minute)
+	for i := range 4 {
+		h.job(domain.JobFinished, fmt.Sprint(i), "")
+	}
+	fx := h.reconcile()
+	d, _ := h.e.Pool(testPool).LastDecision()
+	if count(fx.Ops, OpStop) != 0 || d.Desired != 4 || d.Bound != policy.BoundStabilization {
+		t.Fatalf("ops %+v decision %+v: the window's highest (4) must hold", fx.Ops, d)
+	}
+	if wake := h.e.Pool(testPool).NextWake(); !wake.Equal(h.now.Add(4 * time.Minute)) {
+		t.Fatalf("wake %v, want when the recommendation of 4 leaves the window (in 4m)", wake.Sub(h.now))
+	}
+	h.advance(4 * time.Minute)
+	if fx := h.reconcile(); count(fx.Ops, OpStop) != 4 {
+		t.Fatalf("after the window: ops %+v, want all four stopped", fx.Ops)
+	}
+}
+
+func TestEngineV2ScaleUpRateLimitAndCooldown(t *testing.T) {
+	h := newHarness(t, func(c *PoolConfig) {
+		c.Settings.ScaleUp = policy.Behavior{Limit: policy.RateLimit{Workers: 3, Period: time.Minute}}
+		c.Settings.ScaleDown = policy.Behavior{Cooldown: 2 * time.Minute}
+		c.Settings.IdleTimeout = 0
+	})
+	h.start()
+	for i := range 10 {
+		h.job(domain.JobQueued, fmt.Sprint(i), "")
+	}
+	fx := h.reconcile()
+	if n := count(fx.Ops, OpCreate); n != 3 {
+		t.Fatalf("creates %d, want 3 (scale_up.max 3 per 1m)", n)
+	}
+	if d, _ := h.e.Pool(testPool).LastDecision(); d.Bound != policy.BoundRateLimit || !strings.Contains(d.Reason, "scale_up.max 3 per 1m0s") {
+		t.Fatalf("decision %+v", d)
+	}
+	h.advance(30 * time.Second)
+	if fx := h.reconcile(); count(fx.Ops, OpCreate) != 0 {
+		t.Fatalf("within the period: %+v", fx.Ops)
+	}
+	h.advance(30 * time.Second) // the engine had asked to be woken now
+	if fx := h.reconcile(); count(fx.Ops, OpCreate) != 3 {
+		t.Fatalf("next period: %+v", fx.Ops)
+	}
+	// Demand vanishes: nothing holds the count (no scale-up cooldown is
+	// set), and the creates are in the history.
+	for i := range 10 {
+		h.job(domain.JobFinished, fmt.Sprint(i), "")
+	}
+	fx = h.reconcile()
+	if d, _ := h.e.Pool(testPool).LastDecision(); d.Desired != 0 {
+		t.Fatalf("desired %d, want 0: %s", d.Desired, d.Reason)
+	}
+	st := h.state()
+	if st.History.LastScaleUp.IsZero() || len(st.History.Added) == 0 {
+		t.Fatalf("history %+v: the engine must record its creates", st.History)
+	}
+}
+
+func TestEngineV2CooldownAfterScaleDown(t *testing.T) {
+	h := newHarness(t, func(c *PoolConfig) {
+		c.Settings.ScaleDown = policy.Behavior{Cooldown: 2 * time.Minute}
+		c.Settings.IdleTimeout = 0
+	})
+	h.start()
+	h.job(domain.JobQueued, "a", "")
+	h.job(domain.JobQueued, "b", "")
+	ws := h.ready(h.reconcile().Ops)
+	h.job(domain.JobStarted, "a", ws[0])
+	h.job(domain.JobStarted, "b", ws[1])
+	h.job(domain.JobFinished, "a", "")
+	fx := h.reconcile()
+	if count(fx.Ops, OpStop) != 1 {
+		t.Fatalf("ops %+v, want one stop", fx.Ops)
+	}
+	h.done(fx.Ops, OpStop, nil)
+	h.advance(time.Second)
+	h.job(domain.JobQueued, "c", "")
+	fx = h.reconcile()
+	if count(fx.Ops, OpCreate) != 0 {
+		t.Fatalf("created within the scale-down cooldown: %+v", fx.Ops)
+	}
+	if wake := h.e.Pool(testPool).NextWake(); !wake.Equal(h.now.Add(2*time.Minute - time.Second)) {
+		t.Fatalf("wake in %v, want at the cooldown's end", wake.Sub(h.now))
+	}
+	h.advance(2*time.Minute - time.Second)
+	if fx := h.reconcile(); count(fx.Ops, OpCreate) != 1 {
+		t.Fatalf("after the cooldown: %+v", fx.Ops)
+	}
+}
+
+// A schedule changes the count at its boundary with no event: the engine
+// asks to be woken then.
+func TestEngineV2ScheduleWakesAtItsBoundary(t *testing.T) {
+	loc, err := time.LoadLocation("Europe/Madrid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	three := 3
+	h := newHarness(t, func(c *PoolConfig) {
+		c.Settings.Schedules = []policy.Schedule{{Name: "office", Start: 8 * time.Hour, End: 18 * time.Hour, Location: loc, MinWorkers: &three}}
+		c.Settings.IdleTimeout = 0
+	})
+	h.now = time.Date(2026, 3, 29, 5, 0, 0, 0, time.UTC) // Sunday 07:00 CEST, the day clocks went forward
+	h.start()
+	if wake := h.e.Pool(testPool).NextWake(); !wake.Equal(time.Date(2026, 3, 29, 6, 0, 0, 0, time.UTC)) {
+		t.Fatalf("wake %v, want 08:00 CEST = 06:00 UTC", wake)
+	}
+	h.now = h.e.Pool(testPool).NextWake()
+	fx := h.reconcile()
+	if n := count(fx.Ops, OpCreate); n != 3 {
+		t.Fatalf("creates %d at the window's start, want 3", n)
+	}
+	d, _ := h.e.Pool(testPool).LastDecision()
+	if d.Schedule != "office" || !strings.Contains(d.Reason, `raised to min_workers 3 (schedule "office")`) {
+		t.Fatalf("decision %+v", d)
+	}
+}
+
+// dry_run: decisions are computed, published marked dry-run, logged and
+// exposed in metrics; no provider call is made. Checked through the
+// Reconciler, which does the logging, publishing and metrics.
+func TestDryRunIsLoggedPublishedAndMeasuredWithoutProviderCalls(t *testing.T) {
+	fake := fakeprovider.New(testPool)
+	pub := &capturePub{decisions: make(chan domain.DecisionData, 16)}
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	var logs syncBuffer
+	eng := NewEngine([]PoolConfig{{Name: testPool, Provider: "fake", DryRun: true,
+		Settings:     policy.Settings{MaxWorkers: 5, JobsPerWorker: 1, IdleTimeout: time.Minute, ProvisionTimeout: time.Minute, MaxConcurrentProvisioning: 5},
+		RetryInitial: time.Second, RetryMax: time.Second}}, time.Hour)
+	r := NewReconciler(eng, map[domain.PoolName]providers.Provider{testPool: fake}, pub, m, zerolog.New(&logs), Options{
+		Interval: time.Hour, ResyncInterval: time.Hour, ProviderTimeout: 5 * time.Second, BreakerFailures: 3,
+		BreakerCooldown: time.Second, MaxConcurrentOps: 4, ShutdownTimeout: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	stop := sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() { _ = stop() })
+
+	now := time.Now()
+	for i := range 2 {
+		r.Deliver(events.Delivery{Type: domain.TypeJobQueued, CaughtUp: i == 1, Event: domain.JobEvent{
+			Kind: domain.JobQueued, Pool: testPool, JobID: domain.JobID(fmt.Sprint(i)), Time: now, Stored: now}})
+	}
+	timeout := time.After(10 * time.Second)
+	var got domain.DecisionData
+	for got.Desired != 2 {
+		select {
+		case got = <-pub.decisions:
+		case <-timeout:
+			t.Fatalf("no decision for 2 workers published; last %+v", got)
+		}
+	}
+	if !got.DryRun || !strings.Contains(got.Reason, "pending 2") {
+		t.Fatalf("published decision %+v, want dry_run and its reason", got)
+	}
+	if err := stop(); err != nil && err != context.Canceled {
+		t.Fatalf("run: %v", err)
+	}
+
+	if calls := fake.Calls(); len(calls) != 0 {
+		t.Errorf("dry run made provider calls: %+v", calls)
+	}
+	if v := testutil.ToFloat64(m.DesiredWorkers.WithLabelValues(string(testPool))); v != 2 {
+		t.Errorf("desired_workers = %v, want 2", v)
+	}
+	if v := testutil.ToFloat64(m.Decisions.WithLabelValues(string(testPool), "up")); v < 1 {
+		t.Errorf("scaling_decisions_total{direction=up} = %v, want the dry-run decisions counted", v)
+	}
+	if v := testutil.ToFloat64(m.ProviderOps.WithLabelValues(string(testPool), "fake", "create", "ok")); v != 0 {
+		t.Errorf("provider_operations_total{op=create} = %v", v)
+	}
+	var sawLog bool
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"message":"scaling decision"`) && strings.Contains(line, `"dry_run":true`) && strings.Contains(line, `"desired":2`) {
+			sawLog = true
+		}
+	}
+	if !sawLog {
+		t.Errorf("no scaling decision logged with dry_run true:\n%s", logs.String())
+	}
+	if st := r.Status(); len(st) != 1 || !st[0].DryRun || st[0].Desired != 2 {
+		t.Errorf("/v1/pools status %+v", st)
+	}
+}
+
+type capturePub struct {
+	decisions chan domain.DecisionData
+}
+
+func (p *capturePub) Worker(time.Time, domain.Lifecycle, domain.WorkerEventData) {}
+func (p *capturePub) Decision(_ time.Time, d domain.DecisionData) {
+	select {
+	case p.decisions <- d:
+	default:
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,311 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/hodei/hodei-autoscaler/internal/policy"
+)
+
+// The anchors replay a trace under the published scaling formulas of other
+// autoscalers, with the knobs of the pool's configuration mapped onto
+// theirs, in the same world (provider, scheduler, accounting) as the
+// engine. docs/simulator.md gives each formula with its source; each type
+// below repeats it.
+
+// Anchor names, as they appear in reports.
+const (
+	AnchorARC    = "ARC"
+	AnchorKEDA   = "KEDA ScaledJob"
+	AnchorGitLab = "GitLab runner"
+	AnchorHPA    = "HPA"
+)
+
+// Anchors lists the anchors in report order.
+var Anchors = []string{AnchorARC, AnchorKEDA, AnchorGitLab, AnchorHPA}
+
+func newAnchor(name string, s policy.Settings) controller {
+	switch name {
+	case AnchorARC:
+		return &arc{min: s.MinWorkers, max: s.MaxWorkers}
+	case AnchorKEDA:
+		return &keda{max: s.MaxWorkers, target: 1, poll: kedaPollingInterval}
+	case AnchorGitLab:
+		idle := s.IdleWorkers * max(s.JobsPerWorker, 1)
+		return &gitlab{max: s.MaxWorkers, capacity: max(s.JobsPerWorker, 1), idleCount: idle, idleTime: s.IdleTimeout, maxUse: s.MaxJobsPerWorker, min: s.MinWorkers}
+	case AnchorHPA:
+		return &hpa{min: max(s.MinWorkers, 1), max: s.MaxWorkers, target: float64(max(s.JobsPerWorker, 1))}
+	}
+	return nil
+}
+
+// arc is actions-runner-controller in runner scale set mode (gha-runner-
+// scale-set). Its listener computes, from the job messages GitHub pushes
+// (long poll, no polling delay),
+//
+//	desired = min(maxRunners, minRunners + assigned jobs)
+//
+// (cmd/ghalistener/worker/worker.go, setDesiredWorkerState:
+// targetRunnerCount := min(MinRunners+count, MaxRunners), count being the
+// jobs assigned to the scale set: queued and running). The
+// EphemeralRunnerSet creates runners up to it and deletes idle ones above
+// it; every runner is ephemeral: it runs one job and is removed.
+type arc struct {
+	min, max int
+	want     int
+}
+
+func (a *arc) queued(*world, int)           {}
+func (a *arc) started(*world, int, *worker) {}
+func (a *arc) ready(*world, *worker)        {}
+func (a *arc) finished(w *world, _ int, wk *worker) {
+	w.stop(wk) // ephemeral: one job per runner
+}
+
+func (a *arc) reconcile(w *world) time.Duration {
+	a.want = min(a.max, a.min+w.pendingJobs()+w.running)
+	current := w.provisioning + w.ready
+	for ; current < a.want; current++ {
+		w.create()
+	}
+	if current > a.want {
+		excess := current - a.want
+		w.idleOldestFirst(func(wk *worker) bool {
+			w.stop(wk)
+			excess--
+			return excess > 0
+		})
+	}
+	return -1
+}
+
+func (a *arc) desired() int { return a.want }
+
+// kedaPollingInterval is ScaledJob's pollingInterval default.
+const kedaPollingInterval = 30 * time.Second
+
+// keda is a KEDA ScaledJob with the default scaling strategy. Every
+// pollingInterval (30 s by default) it reads the queue length from its
+// scaler and creates
+//
+//	maxScale = min(maxReplicaCount, ceil(queueLength / targetValue))
+//	new jobs = max(0, maxScale - runningJobCount)
+//
+// (pkg/scaling/executor/scale_jobs.go: defaultScalingStrategy.
+// GetEffectiveMaxScale returns maxScale - runningJobCount, runningJobCount
+// being the Kubernetes Jobs not yet finished). The default strategy
+// assumes the queue length includes the messages being processed, so it
+// is pending + running here, with targetValue 1. Each Kubernetes Job runs
+// one job and exits; KEDA never deletes one.
+type keda struct {
+	max, target int
+	poll        time.Duration
+	want        int
+}
+
+func (k *keda) queued(*world, int)           {}
+func (k *keda) started(*world, int, *worker) {}
+func (k *keda) ready(*world, *worker)        {}
+func (k *keda) finished(w *world, _ int, wk *worker) {
+	w.stop(wk)
+}
+
+func (k *keda) reconcile(w *world) time.Duration {
+	if w.now%k.poll != 0 {
+		return (w.now/k.poll + 1) * k.poll
+	}
+	queue := w.pendingJobs() + w.running
+	k.want = min(k.max, ceilDiv(queue, k.target))
+	for range max(0, k.want-(w.provisioning+w.ready)) {
+		w.create()
+	}
+	return w.now + k.poll
+}
+
+func (k *keda) desired() int { return k.want }
+
+// gitlab is GitLab Runner's autoscaler (the docker-autoscaler and instance
+// executors' taskscaler; the same rule as docker+machine's IdleCount and
+// IdleTime): it keeps idle_count free job slots on top of the jobs it has
+// taken, in instances of capacity_per_instance slots, up to max_instances,
+//
+//	instances = min(max_instances, ceil((pending + running + idle_count) / capacity_per_instance))
+//
+// and removes an instance that has been idle longer than idle_time when
+// the others still hold idle_count free slots; an instance is removed
+// after max_use_count jobs. Mapped from the pool: idle_count =
+// idle_workers × jobs_per_worker, idle_time = idle_timeout, capacity =
+// jobs_per_worker, max_use_count = max_jobs_per_worker. It reacts to every
+// job at once.
+type gitlab struct {
+	max, min, capacity, idleCount, maxUse int
+	idleTime                              time.Duration
+	want                                  int
+}
+
+func (g *gitlab) queued(*world, int)           {}
+func (g *gitlab) started(*world, int, *worker) {}
+func (g *gitlab) ready(*world, *worker)        {}
+func (g *gitlab) finished(w *world, _ int, wk *worker) {
+	if g.maxUse > 0 && wk.jobsRun >= g.maxUse && wk.running == 0 {
+		w.stop(wk)
+	}
+}
+
+func (g *gitlab) reconcile(w *world) time.Duration {
+	g.want = min(g.max, max(g.min, ceilDiv(w.pendingJobs()+w.running+g.idleCount, g.capacity)))
+	current := w.provisioning + w.ready
+	for ; current < g.want; current++ {
+		w.create()
+	}
+	next := time.Duration(-1)
+	w.idleOldestFirst(func(wk *worker) bool {
+		due := wk.idleSince + g.idleTime
+		if current <= g.want {
+			return false
+		}
+		if due > w.now {
+			next = due
+			return false
+		}
+		w.stop(wk)
+		current--
+		return true
+	})
+	return next
+}
+
+func (g *gitlab) desired() int { return g.want }
+
+// hpaSyncPeriod, hpaTolerance and hpaDownscaleWindow are the Kubernetes
+// HPA's defaults (--horizontal-pod-autoscaler-sync-period,
+// --horizontal-pod-autoscaler-tolerance, the scaleDown behavior's
+// stabilizationWindowSeconds).
+const (
+	hpaSyncPeriod      = 15 * time.Second
+	hpaTolerance       = 0.1
+	hpaDownscaleWindow = 300 * time.Second
+)
+
+// hpa is a Kubernetes HorizontalPodAutoscaler on a Deployment of workers,
+// scaled on an external metric: the pool's jobs (pending + running) with
+// an AverageValue target of jobs_per_worker per pod. Every 15 s
+// (pkg/controller/podautoscaler/horizontal.go and replica_calculator.go):
+//
+//	ratio   = (jobs / current) / target
+//	desired = current                 if |ratio - 1| <= 0.1 (tolerance)
+//	desired = ceil(ratio × current)   otherwise
+//
+// clamped to [minReplicas, maxReplicas], minReplicas at least 1 (the HPA
+// does not scale from zero); a lower desired count is replaced by the
+// highest recommendation of the last 300 s (scale-down stabilization); the
+// default scale-up behavior allows max(4 pods, 100%) per 15 s. Scale-down
+// removes idle pods first (as a pod-deletion-cost annotation kept by the
+// workers would make the ReplicaSet do); a busy pod chosen finishes its
+// job first (a long terminationGracePeriodSeconds).
+type hpa struct {
+	min, max int
+	target   float64
+	recs     []policy.Sample
+	added    []policy.Step
+	want     int
+	booted   bool
+}
+
+func (h *hpa) queued(*world, int)            {}
+func (h *hpa) started(*world, int, *worker)  {}
+func (h *hpa) finished(*world, int, *worker) {}
+func (h *hpa) ready(*world, *worker)         {}
+
+func (h *hpa) reconcile(w *world) time.Duration {
+	if !h.booted { // the Deployment exists with minReplicas
+		h.booted = true
+		for range h.min {
+			w.create()
+		}
+	}
+	if w.now%hpaSyncPeriod != 0 {
+		return (w.now/hpaSyncPeriod + 1) * hpaSyncPeriod
+	}
+	current := w.provisioning + w.ready
+	jobs := float64(w.pendingJobs() + w.running)
+	rec := current
+	if current > 0 {
+		ratio := jobs / float64(current) / h.target
+		if ratio > 1+hpaTolerance || ratio < 1-hpaTolerance {
+			rec = int(ceilF(ratio * float64(current)))
+		}
+	}
+	rec = min(max(rec, h.min), h.max)
+
+	// Scale-down stabilization: the highest recommendation of the window.
+	now := w.at()
+	cutoff := now.Add(-hpaDownscaleWindow)
+	kept := h.recs[:0]
+	for _, s := range h.recs {
+		if s.At.After(cutoff) {
+			kept = append(kept, s)
+		}
+	}
+	h.recs = append(kept, policy.Sample{At: now, Desired: rec})
+	desired := rec
+	if rec < current {
+		top := rec
+		for _, s := range h.recs {
+			top = max(top, s.Desired)
+		}
+		desired = min(top, current)
+	}
+	// Default scale-up behavior: max(4 pods, 100%) per 15 s.
+	if desired > current {
+		addedRecently := 0
+		keptSteps := h.added[:0]
+		for _, s := range h.added {
+			if s.At.After(now.Add(-hpaSyncPeriod)) {
+				keptSteps = append(keptSteps, s)
+				addedRecently += s.Workers
+			}
+		}
+		h.added = keptSteps
+		start := max(current-addedRecently, 0)
+		desired = min(desired, max(start+4, 2*start))
+	}
+	h.want = desired
+	switch {
+	case desired > current:
+		for range desired - current {
+			w.create()
+		}
+		h.added = append(h.added, policy.Step{At: now, Workers: desired - current})
+	case desired < current:
+		excess := current - desired
+		w.idleOldestFirst(func(wk *worker) bool {
+			w.stop(wk)
+			excess--
+			return excess > 0
+		})
+		for i := len(w.workers) - 1; i >= 0 && excess > 0; i-- { // then busy pods, youngest first
+			if wk := w.workers[i]; wk.state == wReady || wk.state == wProvisioning {
+				w.stop(wk)
+				excess--
+			}
+		}
+	}
+	return w.now + hpaSyncPeriod
+}
+
+func (h *hpa) desired() int { return h.want }
+
+func ceilDiv(a, b int) int {
+	if a <= 0 {
+		return 0
+	}
+	return (a + b - 1) / b
+}
+
+func ceilF(x float64) float64 {
+	i := float64(int64(x))
+	if x > i {
+		return i + 1
+	}
+	return i
+}
