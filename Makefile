@@ -11,7 +11,7 @@ DURATION ?= 20s
 POOL ?= default
 FUZZTIME ?= 30s
 
-.PHONY: all build worker-image run jobs status test test-unit test-integration k8s-tools bench bench-policy fuzz lint image clean
+.PHONY: all build worker-image run jobs status test test-unit test-k8s k8s-tools bench bench-k8s bench-policy fuzz lint image clean
 
 all: build
 
@@ -36,13 +36,19 @@ test: k8s-tools ## everything: unit, NATS, Docker and Kubernetes tests, with the
 	$(GO) test -race -timeout 45m ./...
 
 test-unit: ## the fast part: no Docker, no control plane
-	$(GO) test -race -short ./internal/domain/... ./internal/policy/... ./internal/config/... ./internal/scaler/... ./internal/events/...
+	$(GO) test -race -short ./internal/domain/... ./internal/policy/... ./internal/config/... ./internal/scaler/... ./internal/events/... ./internal/sim/... ./internal/providers/kubernetes/... ./cmd/...
+
+test-k8s: k8s-tools ## only the Kubernetes provider, against the test control plane
+	REQUIRE_K8S=1 $(GO) test -race -count=1 -timeout 30m ./internal/providers/kubernetes/
 
 k8s-tools: ## build (once; cached in .cache/k8s) etcd, kube-apiserver, kube-scheduler and kwok for the tests
 	./tools/k8s/build.sh
 
 bench: ## run every benchmark and regenerate the table in BENCHMARKS.md
 	./bench/run.sh
+
+bench-k8s: k8s-tools ## 0 -> 200 pods: the daemon's provider vs client-go at its default QPS
+	REQUIRE_K8S=1 $(GO) test -run '^$$' -bench BenchmarkKubernetesScaleUp -benchtime 1x -timeout 60m ./internal/providers/kubernetes/
 
 bench-policy: ## simulator backtests of the policy against the oracle and the other autoscalers
 	$(GO) run ./bench/policy

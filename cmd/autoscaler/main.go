@@ -25,6 +25,7 @@ import (
 
 	"github.com/hodei/hodei-autoscaler/internal/app"
 	"github.com/hodei/hodei-autoscaler/internal/config"
+	"github.com/hodei/hodei-autoscaler/internal/providers/factory"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -90,7 +91,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := config.Load(*path, os.Environ())
+	cfg, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "invalid config %s:\n%s\n", *path, indent(err))
 		return 1
@@ -130,7 +131,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := config.Load(*path, os.Environ())
+	cfg, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s is invalid:\n%s\n", *path, indent(err))
 		return 1
@@ -140,6 +141,24 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %s: provider %s, workers %d..%d, %d job(s) per worker\n", p.Name, p.Provider, p.MinWorkers, p.MaxWorkers, p.JobsPerWorker)
 	}
 	return 0
+}
+
+// loadConfig reads, validates and checks the config with each pool's
+// provider, reporting every problem, before anything connects.
+func loadConfig(path string) (config.Config, error) {
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		return cfg, err
+	}
+	var errs []error
+	for i, p := range cfg.Pools {
+		if err := factory.Validate(p); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				errs = append(errs, fmt.Errorf("pools[%d] (%s).%s", i, p.Name, line))
+			}
+		}
+	}
+	return cfg, errors.Join(errs...)
 }
 
 func newLogger(c config.Log, w io.Writer) (zerolog.Logger, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/providers/docker"
+	"github.com/hodei/hodei-autoscaler/internal/providers/kubernetes"
 )
 
 // New returns the provider for pool, owned by the autoscaler named owner.
@@ -29,7 +30,33 @@ func New(owner string, pool config.Pool, log zerolog.Logger) (providers.Provider
 			return nil, fmt.Errorf("pool %s: %w", pool.Name, err)
 		}
 		return p, nil
+	case "kubernetes":
+		p, err := kubernetes.New(kubernetes.Config{
+			Owner:      owner,
+			Pool:       pool.PoolName(),
+			Kubernetes: pool.Kubernetes,
+			Resources:  pool.Resources,
+			Env:        pool.Env,
+			Slots:      pool.JobsPerWorker,
+			StopGrace:  pool.StopGracePeriod.D(),
+		}, log)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: %w", pool.Name, err)
+		}
+		return p, nil
 	default:
 		return nil, fmt.Errorf("pool %s: provider %q is not available", pool.Name, pool.Provider)
 	}
+}
+
+// Validate checks what only a provider can check, without connecting to
+// anything: for a kubernetes pool, that pod_template decodes into a
+// PodSpec, and label, toleration and selector syntax. Each problem is one
+// error, keyed from the provider's section ("kubernetes.pod_template: ...").
+func Validate(pool config.Pool) error {
+	switch pool.Provider {
+	case "kubernetes":
+		return kubernetes.ValidateConfig(pool.Kubernetes)
+	}
+	return nil
 }
