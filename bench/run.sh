@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# bench/run.sh (make bench): run every benchmark of the suite and write the
+# Markdown table to bench/results.md and into BENCHMARKS.md between
+# <!-- bench:begin --> and <!-- bench:end -->.
+#
+# Needs Go and, for row 4, a Docker engine (the worker image is built here
+# with `make worker-image`, FROM scratch: no registry). NATS runs inside the
+# benchmark programs (nats-server from the module). Row 6 runs the
+# Kubernetes engineer's BenchmarkKubernetesScaleUp when it exists.
+#
+# A number never fails this script: a missed target is a result. It exits
+# non-zero only when a benchmark program itself breaks (after writing the
+# table). BENCH_ROWS selects rows (default "0 1 2 3 4 5 6"; rows 1 and 3 come
+# from one program); the results of rows not run are kept from the last run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=bench/out
+BIN=$OUT/bin
+ROWS=" ${BENCH_ROWS:-0 1 2 3 4 5 6} "
+RUN_ID="$(date +%s)-$$"
+mkdir -p "$OUT" "$BIN"
+status=0
+
+want() { [[ "$ROWS" == *" $1 "* ]]; }
+note() { printf '\n=== %s (load %s)\n' "$*" "$(cut -d' ' -f1-3 /proc/loadavg)" >&2; }
+
+# Every container this run creates carries one of these labels; remove
+# whatever is left, however the script ends.
+cleanup() {
+	if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+		for label in "hodei.bench.run=$RUN_ID" "hodei.autoscaler=hodei-bench-$RUN_ID"; do
+			ids=$(docker ps -aq --filter "label=$label")
+			[ -n "$ids" ] && docker rm -f $ids >/dev/null
+		done
+	fi
+	return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+note "building the benchmark programs"
+go build -o "$BIN/" ./bench/stream ./bench/reaction ./bench/dockerscale ./bench/growth ./bench/report || exit 1
+
+if want 0; then
+	note "row 0: ledger fold"
+	rm -f "$OUT/fold.txt"
+	GOMAXPROCS=1 go test -run '^$' -bench 'Fold$' -benchmem -cpu 1 -count 5 \
+		./internal/scaler/ ./bench/fold/ >"$OUT/fold.txt" 2>&1 || { cat "$OUT/fold.txt" >&2; status=1; }
+fi
+
+if want 1 || want 3; then
+	note "rows 1 and 3: ingest and recovery (1M events)"
+	rm -f "$OUT/stream.json"
+	"$BIN/stream" -out "$OUT/stream.json" || status=1
+fi
+
+if want 2; then
+	note "row 2: reaction"
+	rm -f "$OUT/reaction.json"
+	"$BIN/reaction" -out "$OUT/reaction.json" || status=1
+fi
+
+if want 5; then
+	note "row 5: growth"
+	rm -f "$OUT/growth.json"
+	"$BIN/growth" -out "$OUT/growth.json" || status=1
+fi
+
+if want 4; then
+	note "row 4: Docker 0 → 50 → 0 (after row 5: the engine's clean-up of its 300 containers loads the machine for a while)"
+	rm -f "$OUT/docker.json"
+	if docker info >/dev/null 2>&1; then
+		make --no-print-directory worker-image WORKER_IMAGE=hodei-worker:dev >&2 || status=1
+	fi
+	# Without an engine the program records the row as not run.
+	"$BIN/dockerscale" -run-id "$RUN_ID" -image hodei-worker:dev -parallel "${BENCH_DOCKER_PARALLEL:-4,8,16,50}" \
+		-out "$OUT/docker.json" || status=1
+fi
+
+if want 6; then
+	note "row 6: Kubernetes 0 → 200 pods"
+	rm -f "$OUT/k8s.txt" "$OUT/k8s.rc"
+	pkg=""
+	for d in internal/providers/kubernetes bench/k8s; do
+		if grep -qs 'func BenchmarkKubernetesScaleUp' "$d"/*_test.go; then
+			pkg="./$d/"
+			break
+		fi
+	done
+	if [ -z "$pkg" ]; then
+		echo "not run: BenchmarkKubernetesScaleUp does not exist yet (looked in internal/providers/kubernetes and bench/k8s)" >"$OUT/k8s.txt"
+	elif ! ./tools/k8s/build.sh >&2; then
+		echo "not run: building the control plane (tools/k8s/build.sh) failed" >"$OUT/k8s.txt"
+	else
+		# The benchmark's own output, kept whole; the report reads its
+		# result lines and, if it failed, says why.
+		REQUIRE_K8S=1 go test -run '^$' -bench BenchmarkKubernetesScaleUp -benchtime 1x -timeout 60m "$pkg" >"$OUT/k8s.txt" 2>&1
+		echo $? >"$OUT/k8s.rc"
+	fi
+fi
+
+note "writing the table"
+"$BIN/report" -dir "$OUT" -results bench/results.md -benchmarks BENCHMARKS.md >/dev/null || exit 1
+echo "wrote bench/results.md and BENCHMARKS.md" >&2
+exit $status
