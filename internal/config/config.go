@@ -20,8 +20,12 @@ type Config struct {
 	Reconcile Reconcile `yaml:"reconcile"`
 	Shutdown  Shutdown  `yaml:"shutdown"`
 	// DryRun computes and publishes decisions without calling providers.
-	DryRun bool   `yaml:"dry_run"`
-	Pools  []Pool `yaml:"pools"`
+	DryRun bool `yaml:"dry_run"`
+	// MemoryLimit is the Go runtime's soft memory limit (0: none, or the
+	// GOMEMLIMIT environment variable). With the embedded NATS server the
+	// bus's caches share the process, and a limit keeps the whole bounded.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
+	Pools       []Pool   `yaml:"pools"`
 }
 
 // Log configures zerolog.

@@ -53,6 +53,9 @@ func (c *Config) validate(v *validator) {
 	if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || !validPort(port) {
 		v.add("http.listen", "must be host:port with a port of 0-65535, such as 127.0.0.1:9090 (got %q)", c.HTTP.Listen)
 	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 32<<20 {
+		v.add("memory_limit", "must be 0 (no limit) or at least 32MiB, such as 256MiB (got %d bytes)", c.MemoryLimit)
+	}
 	c.NATS.validate(v)
 	c.Reconcile.validate(v)
 	v.positive("shutdown.timeout", c.Shutdown.Timeout)
