@@ -186,6 +186,11 @@ func TestDockerEndToEnd(t *testing.T) {
 	if peak > 3 {
 		t.Errorf("saw %d containers at once, want at most 3", peak)
 	}
+	// The containers are gone before the daemon has published that they
+	// are: wait for the events.
+	bustest.Eventually(t, 30*time.Second, "3 stopped events", func() bool {
+		return len(d.out.OfType(bustest.Lifecycle(domain.LifecycleStopped))) >= 3
+	})
 
 	// No worker was drained while it ran a job: each worker's draining
 	// event comes after the finished event of every job it started.
