@@ -205,6 +205,9 @@ func (e *Engine) ApplyJob(ev domain.JobEvent, now time.Time) (Result, string) {
 
 // Tick expires jobs older than max_job_age. Call it periodically.
 func (e *Engine) Tick(now time.Time) {
+	for _, p := range e.order {
+		p.forgetRemoved(now)
+	}
 	if e.maxJobAge <= 0 {
 		return
 	}
@@ -264,6 +267,11 @@ func (e *Engine) ObserveChange(pool domain.PoolName, c providers.WorkerChange, n
 func (e *Engine) observe(p *Pool, obs domain.Worker, now time.Time) {
 	w := p.workers[obs.ID]
 	if w == nil {
+		if p.wasRemoved(obs.ID, now) {
+			// A late or stale sighting (a listing taken before the stop
+			// returned, a container still being removed): not a new worker.
+			return
+		}
 		e.adopt(p, obs, now)
 		return
 	}
@@ -349,7 +357,7 @@ func (e *Engine) gone(p *Pool, w *worker, now time.Time) {
 		}
 		p.kill(w, now)
 	}
-	p.drop(w)
+	p.drop(w, now)
 }
 
 // OpDone applies the result of a provider call. For a create, got is the
@@ -389,14 +397,14 @@ func (e *Engine) OpDone(pool domain.PoolName, op OpKind, id domain.WorkerID, got
 			e.fx.Lifecycle = append(e.fx.Lifecycle, p.lifecycle(w, domain.LifecycleStopped, "stopped by the autoscaler"))
 			p.kill(w, now)
 		}
-		p.drop(w)
+		p.drop(w, now)
 	case OpDelete:
 		if err != nil {
 			w.retryAt = now.Add(p.nextRetry())
 			p.retries[w.id] = struct{}{}
 			return
 		}
-		p.drop(w)
+		p.drop(w, now)
 	}
 }
 

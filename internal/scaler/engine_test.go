@@ -483,3 +483,44 @@ func TestEngineListRaceDoesNotLoseNewWorkers(t *testing.T) {
 		t.Fatalf("worker missing from a fresh listing was kept")
 	}
 }
+
+// A worker stopped by the daemon may still show up for a moment: in a
+// listing taken before the stop returned, or in an engine event about its
+// removal. Such a sighting is not a new worker to adopt and report.
+func TestEngineIgnoresLateSightingsOfRemovedWorkers(t *testing.T) {
+	h := newHarness(t, func(c *PoolConfig) { c.Settings.IdleTimeout = 0 })
+	h.start()
+	h.job(domain.JobQueued, "a", "")
+	ws := h.ready(h.reconcile().Ops)
+	h.job(domain.JobFinished, "a", "")
+	fx := h.reconcile()
+	if count(fx.Ops, OpStop) != 1 {
+		t.Fatalf("ops %+v", fx.Ops)
+	}
+	listedAt := h.now
+	h.advance(time.Second)
+	h.done(fx.Ops, OpStop, nil)
+	h.reconcile()
+
+	for _, c := range []providers.WorkerChange{
+		{ID: ws[0], Worker: domain.Worker{ID: ws[0], Phase: domain.PhaseExited, Reason: "being removed"}},
+		{ID: ws[0], Worker: domain.Worker{ID: ws[0], Phase: domain.PhaseReady}},
+	} {
+		h.e.ObserveChange(testPool, c, h.now)
+		h.e.ObserveList(testPool, []domain.Worker{c.Worker}, listedAt, h.now)
+		if fx := h.reconcile(); len(fx.Ops)+len(fx.Lifecycle) != 0 {
+			t.Fatalf("late sighting %+v caused %+v", c.Worker, fx)
+		}
+		if st := h.state(); st.Current()+st.Failed+st.Draining != 0 {
+			t.Fatalf("late sighting adopted: %+v", st)
+		}
+	}
+	// Long after, a worker with that id is real again (it was never
+	// removed after all) and is adopted.
+	h.advance(removedMemory)
+	h.e.Tick(h.now)
+	h.e.ObserveList(testPool, []domain.Worker{{ID: ws[0], Phase: domain.PhaseReady}}, h.now, h.now)
+	if st := h.state(); st.Idle != 1 {
+		t.Fatalf("a live worker seen long after its removal was not adopted: %+v", st)
+	}
+}

@@ -23,6 +23,11 @@ type Pool struct {
 	orphanRunning int
 	// retries holds workers whose stop or delete failed.
 	retries map[domain.WorkerID]struct{}
+	// removed remembers workers this pool stopped, deleted or saw go, for
+	// removedMemory, so that a late sighting of one is not taken for a new
+	// worker to adopt. removedOrder holds them oldest first, for pruning.
+	removed      map[domain.WorkerID]time.Time
+	removedOrder []removal
 
 	listed     bool // a first provider listing has been applied
 	providerUp bool
@@ -58,6 +63,7 @@ func newPool(c PoolConfig) *Pool {
 		ledger:     NewLedger(),
 		workers:    map[domain.WorkerID]*worker{},
 		retries:    map[domain.WorkerID]struct{}{},
+		removed:    map[domain.WorkerID]time.Time{},
 		providerUp: true,
 		bo:         newBackoff(c),
 	}
@@ -172,16 +178,50 @@ func (p *Pool) kill(w *worker, now time.Time) {
 }
 
 // drop forgets a worker entirely.
-func (p *Pool) drop(w *worker) {
+func (p *Pool) drop(w *worker, now time.Time) {
 	if w.alive() {
 		p.orphanRunning += w.jobs
 	}
+	p.removed[w.id] = now
+	p.removedOrder = append(p.removedOrder, removal{w.id, now})
 	p.count[stateIndex(w.state)]--
 	p.idle.remove(w)
 	p.provisioning.remove(w)
 	delete(p.workers, w.id)
 	delete(p.retries, w.id)
 	p.dirty = true
+}
+
+// removedMemory is how long a removed worker's id is remembered: longer
+// than any listing or event can lag behind.
+const removedMemory = 10 * time.Minute
+
+type removal struct {
+	id domain.WorkerID
+	at time.Time
+}
+
+// wasRemoved reports whether id is a worker this pool removed recently.
+func (p *Pool) wasRemoved(id domain.WorkerID, now time.Time) bool {
+	at, ok := p.removed[id]
+	return ok && now.Sub(at) < removedMemory
+}
+
+// forgetRemoved drops the memory of removals older than removedMemory.
+func (p *Pool) forgetRemoved(now time.Time) {
+	n := 0
+	for _, r := range p.removedOrder {
+		if now.Sub(r.at) < removedMemory {
+			break
+		}
+		if at, ok := p.removed[r.id]; ok && at.Equal(r.at) {
+			delete(p.removed, r.id)
+		}
+		n++
+	}
+	if n > 0 {
+		p.removedOrder = append(p.removedOrder[:0:0], p.removedOrder[n:]...)
+	}
 }
 
 // jobArrived puts a job on worker id. It returns false if the worker is
