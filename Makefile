@@ -53,8 +53,9 @@ bench-k8s: k8s-tools ## 0 -> 200 pods: the daemon's provider vs client-go at its
 bench-policy: ## simulator backtests of the policy against the oracle and the other autoscalers
 	$(GO) run ./bench/policy
 
-fuzz: ## fuzz the event decoder and the config parser for FUZZTIME each
+fuzz: ## fuzz the event decoder (and its agreement with encoding/json) and the config parser, FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/events/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecoderAgrees$$' -fuzztime $(FUZZTIME) ./internal/events/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
 
 lint:
