@@ -190,15 +190,21 @@ func Decide(st State, s Settings, now time.Time) Decision {
 	raw := ceilDiv(st.Pending+st.Running, slots) + warm
 
 	var rules []string
-	desired := raw
-	switch {
-	case desired > s.MaxWorkers:
-		desired, d.Bound = s.MaxWorkers, BoundMaxWorkers
-		rules = append(rules, fmt.Sprintf("capped by max_workers %d", s.MaxWorkers))
-	case desired < eff.min:
-		desired, d.Bound = eff.min, BoundMinWorkers
-		rules = append(rules, fmt.Sprintf("raised to min_workers %d%s", eff.min, eff.from()))
+	// bound applies min_workers and max_workers, naming the rule it used.
+	bound := func(n int) int {
+		switch {
+		case n > s.MaxWorkers:
+			d.Bound = BoundMaxWorkers
+			rules = append(rules, fmt.Sprintf("capped by max_workers %d", s.MaxWorkers))
+			return s.MaxWorkers
+		case n < eff.min:
+			d.Bound = BoundMinWorkers
+			rules = append(rules, fmt.Sprintf("raised to min_workers %d%s", eff.min, eff.from()))
+			return eff.min
+		}
+		return n
 	}
+	desired := bound(raw)
 	d.Recommended = desired
 	current := st.Current()
 	h := st.History
@@ -258,14 +264,7 @@ func Decide(st State, s Settings, now time.Time) Decision {
 	// The bounds win over everything (a lowered max_workers, a schedule
 	// raising min_workers).
 	if d.Bound != "" && d.Bound != BoundMaxWorkers && d.Bound != BoundMinWorkers {
-		switch {
-		case desired > s.MaxWorkers:
-			desired, d.Bound = s.MaxWorkers, BoundMaxWorkers
-			rules = append(rules, fmt.Sprintf("capped by max_workers %d", s.MaxWorkers))
-		case desired < eff.min:
-			desired, d.Bound = eff.min, BoundMinWorkers
-			rules = append(rules, fmt.Sprintf("raised to min_workers %d%s", eff.min, eff.from()))
-		}
+		desired = bound(desired)
 	}
 	d.Desired = desired
 
