@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -23,17 +22,6 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/dockertest"
 )
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // dockerDaemon is a whole daemon on the real Docker engine and an embedded
 // NATS, with a docker pool running the example worker image.
@@ -54,7 +42,7 @@ func startDockerDaemon(t *testing.T, mod func(*config.Pool)) *dockerDaemon {
 	owner := dockertest.UniqueName("e2e")
 	dockertest.Cleanup(t, domain.LabelOwner+"="+owner)
 
-	port := freePort(t)
+	port := bustest.FreePort(t)
 	cfg := testConfig(t, t.TempDir())
 	cfg.Name = owner
 	cfg.NATS.Embedded.Port = port

@@ -202,17 +202,6 @@ func (l *logBuffer) Entries(msg string) []logEntry {
 // ---------------------------------------------------------------------------
 // Configuration.
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // baseConfig is a daemon named owner on an embedded NATS with a fixed free
 // port (so workers and restarts find it) and a store in the test's temp
 // folder, with short loop intervals; the test adds pools.
@@ -222,7 +211,7 @@ func baseConfig(t *testing.T, owner string) config.Config {
 	cfg.Name = owner
 	cfg.Log = config.Log{Level: "debug", Format: "json"}
 	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.NATS.Embedded = config.Embedded{Host: "127.0.0.1", Port: freePort(t), StoreDir: filepath.Join(t.TempDir(), "nats")}
+	cfg.NATS.Embedded = config.Embedded{Host: "127.0.0.1", Port: bustest.FreePort(t), StoreDir: filepath.Join(t.TempDir(), "nats")}
 	cfg.NATS.ReconnectWait = config.Duration(200 * time.Millisecond)
 	cfg.Reconcile.Interval = config.Duration(200 * time.Millisecond)
 	cfg.Reconcile.ResyncInterval = config.Duration(5 * time.Second)
@@ -557,7 +546,7 @@ func startNATS(t *testing.T, extra ...string) *natsProc {
 // (its configuration file may reference variables).
 func startNATSEnv(t *testing.T, env []string, extra ...string) *natsProc {
 	t.Helper()
-	port := freePort(t)
+	port := bustest.FreePort(t)
 	n := &natsProc{t: t, port: port, env: env, logs: newLogBuffer(t, "nats-server")}
 	n.args = append([]string{"-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", t.TempDir(), "-n", "faults-" + fmt.Sprint(port)}, extra...)
 	n.start()

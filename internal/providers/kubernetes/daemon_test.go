@@ -356,7 +356,7 @@ func TestDaemonDockerAndKubernetesPools(t *testing.T) {
 	owner := dockertest.UniqueName("mixed")
 	dockertest.Cleanup(t, domain.LabelOwner+"="+owner)
 
-	port := freePort(t)
+	port := bustest.FreePort(t)
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	dock := config.PoolDefaults()
 	dock.Name = "dock"

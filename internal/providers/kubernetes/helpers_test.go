@@ -3,7 +3,6 @@ package kubernetes_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -324,17 +323,6 @@ func startDaemon(t testing.TB, cfg config.Config) *daemon {
 		return fmt.Sprintf("%+v", a.Status())
 	})
 	return d
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // isForbidden reports an RBAC refusal anywhere in err's chain.

@@ -6,6 +6,7 @@ package bustest
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -198,3 +199,15 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 
 // Lifecycle is the CloudEvents type of a worker lifecycle state.
 func Lifecycle(s domain.Lifecycle) string { return domain.TypeWorkerPrefix + string(s) }
+
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// server whose clients must know its address before it starts.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
