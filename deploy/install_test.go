@@ -2,7 +2,6 @@ package deploy_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,9 +11,13 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
 
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
@@ -69,8 +72,9 @@ func TestHelmInstallUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	objs := decodeObjects(t, manifest)
+	exists := onServer(t, c)
 	for _, o := range objs {
-		if err := exists(ctx, admin, o); err != nil {
+		if err := exists(ctx, o); err != nil {
 			t.Errorf("%s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 		}
 	}
@@ -219,32 +223,32 @@ func providerDoesItsJob(t *testing.T, ctx context.Context, configYAML, kubeconfi
 	}
 }
 
-// exists checks that the object o of a rendered manifest is on the server.
-func exists(ctx context.Context, cs k8s.Interface, o *unstructured.Unstructured) error {
-	ns, name := o.GetNamespace(), o.GetName()
-	var err error
-	switch o.GetKind() {
-	case "Namespace":
-		_, err = cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
-	case "ServiceAccount":
-		_, err = cs.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
-	case "ConfigMap":
-		_, err = cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
-	case "Service":
-		_, err = cs.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
-	case "Deployment":
-		_, err = cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	case "Role":
-		_, err = cs.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{})
-	case "RoleBinding":
-		_, err = cs.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{})
-	case "PodDisruptionBudget":
-		_, err = cs.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, name, metav1.GetOptions{})
-	default:
-		return errors.New("kind not checked by this test")
-	}
+// onServer returns a function that checks that an object of a rendered
+// manifest exists on the server, whatever its kind.
+func onServer(t *testing.T, c *k8scluster.Cluster) func(context.Context, *unstructured.Unstructured) error {
+	t.Helper()
+	dc, err := discovery.NewDiscoveryClientForConfig(c.AdminConfig())
 	if err != nil {
-		return fmt.Errorf("not on the server: %w", err)
+		t.Fatal(err)
 	}
-	return nil
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	dyn, err := dynamic.NewForConfig(c.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(ctx context.Context, o *unstructured.Unstructured) error {
+		gvk := o.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return err
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = dyn.Resource(m.Resource).Namespace(o.GetNamespace())
+		}
+		if _, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{}); err != nil {
+			return fmt.Errorf("not on the server: %w", err)
+		}
+		return nil
+	}
 }
