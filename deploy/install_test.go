@@ -2,7 +2,11 @@ package deploy_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -24,10 +30,13 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 	kprov "github.com/hodei/hodei-autoscaler/internal/providers/kubernetes"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/k8scluster"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/realtools"
 )
 
 // helm install into the real API server of tools/k8s creates every object
-// of the chart; the daemon's pod is admitted under the "restricted" Pod
+// of the chart (for the full values too, the ServiceMonitor and
+// PrometheusRule against the Prometheus Operator's own CRDs), each one
+// free of fields the server does not know; the daemon's pod is admitted under the "restricted" Pod
 // Security Standard; with the chart's ServiceAccount the daemon may do
 // exactly its job (pods: create, delete, get, list, watch) in the workers'
 // namespace and nothing else anywhere, and the real kubernetes provider,
@@ -60,10 +69,10 @@ func TestHelmInstallUpgrade(t *testing.T) {
 	if out, err := helmDo(t, "install", "hodei-autoscaler", chartDir(t)); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	// A second release with every option but the Prometheus Operator's
-	// objects (their CRDs are not installed here), beside the first.
-	if out, err := helmDo(t, "install", "full", chartDir(t), "-f", fullValues(t),
-		"--set", "serviceMonitor.enabled=false,prometheusRule.enabled=false"); err != nil {
+	// A second release with every option, beside the first, its
+	// ServiceMonitor and PrometheusRule checked against the operator's CRDs.
+	installOperatorCRDs(t, ctx, c)
+	if out, err := helmDo(t, "install", "full", chartDir(t), "-f", fullValues(t)); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 
@@ -72,10 +81,20 @@ func TestHelmInstallUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	objs := decodeObjects(t, manifest)
-	exists := onServer(t, c)
-	for _, o := range objs {
-		if err := exists(ctx, o); err != nil {
+	fullManifest, err := helmDo(t, "get", "manifest", "full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fullObjs := decodeObjects(t, fullManifest)
+	find(t, fullObjs, "ServiceMonitor")
+	find(t, fullObjs, "PrometheusRule")
+	srv := newServer(t, c)
+	for _, o := range append(slices.Clone(objs), fullObjs...) {
+		if err := srv.exists(ctx, o); err != nil {
 			t.Errorf("%s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+		}
+		if err := srv.apply(ctx, o, true); err != nil {
+			t.Errorf("%s %s/%s has fields the API server does not know: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 		}
 	}
 	dep, err := admin.AppsV1().Deployments("hodei-system").Get(ctx, find(t, objs, "Deployment").GetName(), metav1.GetOptions{})
@@ -223,32 +242,102 @@ func providerDoesItsJob(t *testing.T, ctx context.Context, configYAML, kubeconfi
 	}
 }
 
-// onServer returns a function that checks that an object of a rendered
-// manifest exists on the server, whatever its kind.
-func onServer(t *testing.T, c *k8scluster.Cluster) func(context.Context, *unstructured.Unstructured) error {
+// server reaches any kind of object on the cluster through discovery.
+type server struct {
+	mapper meta.RESTMapper
+	dyn    dynamic.Interface
+}
+
+func newServer(t *testing.T, c *k8scluster.Cluster) server {
 	t.Helper()
 	dc, err := discovery.NewDiscoveryClientForConfig(c.AdminConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	dyn, err := dynamic.NewForConfig(c.AdminConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(ctx context.Context, o *unstructured.Unstructured) error {
-		gvk := o.GroupVersionKind()
-		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	return server{mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), dyn: dyn}
+}
+
+func (s server) resource(o *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	gvk := o.GroupVersionKind()
+	m, err := s.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return nil, err
+	}
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		return s.dyn.Resource(m.Resource).Namespace(o.GetNamespace()), nil
+	}
+	return s.dyn.Resource(m.Resource), nil
+}
+
+// exists checks that o is on the server.
+func (s server) exists(ctx context.Context, o *unstructured.Unstructured) error {
+	ri, err := s.resource(o)
+	if err != nil {
+		return err
+	}
+	if _, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{}); err != nil {
+		return fmt.Errorf("not on the server: %w", err)
+	}
+	return nil
+}
+
+// apply server-side applies o; with dryRun nothing is stored. Field
+// validation is strict: an unknown or duplicate field is an error (helm
+// itself would let the server drop it).
+func (s server) apply(ctx context.Context, o *unstructured.Unstructured, dryRun bool) error {
+	ri, err := s.resource(o)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(o.Object)
+	if err != nil {
+		return err
+	}
+	opts := metav1.PatchOptions{FieldManager: "hodei-deploy-test", Force: new(true), FieldValidation: metav1.FieldValidationStrict}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, opts)
+	return err
+}
+
+// installOperatorCRDs applies the Prometheus Operator's ServiceMonitor and
+// PrometheusRule CRDs and waits until they are served.
+func installOperatorCRDs(t *testing.T, ctx context.Context, c *k8scluster.Cluster) {
+	t.Helper()
+	dir := realtools.Path(t, realtools.PrometheusOperatorCRDs)
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("CRDs in %s: %v %v", dir, files, err)
+	}
+	s := newServer(t, c)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
-		if m.Scope.Name() == meta.RESTScopeNameNamespace {
-			ri = dyn.Resource(m.Resource).Namespace(o.GetNamespace())
+		for _, o := range decodeObjects(t, string(data)) {
+			if err := s.apply(ctx, o, false); err != nil {
+				t.Fatalf("%s: %v", filepath.Base(f), err)
+			}
 		}
-		if _, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{}); err != nil {
-			return fmt.Errorf("not on the server: %w", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for _, kind := range []string{"servicemonitors", "prometheusrules"} {
+		for {
+			_, err := s.dyn.Resource(schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: kind}).
+				Namespace("default").List(ctx, metav1.ListOptions{})
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not served a minute after its CRD: %v", kind, err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		return nil
 	}
 }

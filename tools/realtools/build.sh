@@ -3,9 +3,11 @@
 # nats-server) from the Go module proxy only, into
 #   <repo root>/.cache/tools/<tool>/<version>/<binary>
 # where <version> is the one pinned in tools/realtools/<tool>/go.mod (that
-# go.mod and its go.sum are the only place the versions live).
+# go.mod and its go.sum are the only place the versions live), and copies
+# the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs from its
+# module into <repo root>/.cache/tools/prometheus-operator/<version>/crds/.
 #
-# Usage: build.sh [helm|prometheus|nats-server ...]   (no argument: all)
+# Usage: build.sh [helm|prometheus|nats-server|prometheus-operator ...]   (no argument: all)
 #
 # Idempotent: a binary already present for its pinned version is skipped.
 # Every tool has its own module (tools/realtools/<tool>/go.mod, a `tool`
@@ -25,7 +27,7 @@ mkdir -p "$OUT"
 command -v go >/dev/null || { echo "build.sh: go is not on PATH" >&2; exit 1; }
 export GOWORK=off CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
-ALL=(helm prometheus nats-server)
+ALL=(helm prometheus nats-server prometheus-operator)
 want=("$@")
 ((${#want[@]})) || want=("${ALL[@]}")
 for t in "${want[@]}"; do
@@ -98,6 +100,28 @@ build_nats_server() {
   local v
   v="$(modver nats-server github.com/nats-io/nats-server/v2)"
   build nats-server "$v" nats-server github.com/nats-io/nats-server/v2 "-s -w"
+}
+
+# The CRDs the chart's ServiceMonitor and PrometheusRule are checked
+# against; nothing is compiled.
+OPERATOR_CRDS=(monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml)
+build_prometheus_operator() {
+  local v src dir
+  v="$(modver prometheus-operator github.com/prometheus-operator/prometheus-operator)"
+  dir="$OUT/prometheus-operator/$v/crds"
+  if [[ "${FORCE:-}" != 1 && -d "$dir" ]]; then
+    echo "==> prometheus-operator $v CRDs already present, skipping"
+    return
+  fi
+  src="$(cd "$TOOLS_DIR/prometheus-operator" && go mod download github.com/prometheus-operator/prometheus-operator &&
+    go list -m -f '{{.Dir}}' github.com/prometheus-operator/prometheus-operator)/example/prometheus-operator-crd"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  for f in "${OPERATOR_CRDS[@]}"; do
+    install -m 0644 "$src/$f" "$dir.tmp/$f"
+  done
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  echo "==> copied ${#OPERATOR_CRDS[@]} prometheus-operator $v CRDs into $dir"
+  built+=("prometheus-operator-crds")
 }
 
 for t in "${want[@]}"; do

@@ -33,11 +33,12 @@ const (
 	EnvCacheDir = "TOOLS_CACHE_DIR"
 )
 
-// Tool is one program of tools/realtools.
+// Tool is one program of tools/realtools (or one folder of files).
 type Tool struct {
-	Binary string // file name, e.g. promtool
+	Binary string // file name, e.g. promtool (or folder name, for a Folder)
 	Dir    string // its module folder under tools/realtools, and its folder in the cache
 	Module string // the module whose version tools/realtools/<Dir>/go.mod pins
+	Folder bool   // Binary is a folder of files, not an executable
 }
 
 // The tools. promtool and prometheus come from one module, so one build.
@@ -46,6 +47,10 @@ var (
 	Promtool   = Tool{Binary: "promtool", Dir: "prometheus", Module: "github.com/prometheus/prometheus"}
 	Prometheus = Tool{Binary: "prometheus", Dir: "prometheus", Module: "github.com/prometheus/prometheus"}
 	NATSServer = Tool{Binary: "nats-server", Dir: "nats-server", Module: "github.com/nats-io/nats-server/v2"}
+	// PrometheusOperatorCRDs is a folder with the operator's ServiceMonitor
+	// and PrometheusRule CustomResourceDefinitions (monitoring.coreos.com_*.yaml).
+	PrometheusOperatorCRDs = Tool{Binary: "crds", Dir: "prometheus-operator",
+		Module: "github.com/prometheus-operator/prometheus-operator", Folder: true}
 )
 
 // ErrMissing is returned (wrapped) when a binary is not built and
@@ -134,7 +139,7 @@ func Ensure(tool Tool, out io.Writer) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if isExecutable(path) {
+	if present(tool, path) {
 		return path, nil
 	}
 	if os.Getenv(EnvRequire) != "1" {
@@ -144,7 +149,7 @@ func Ensure(tool Tool, out io.Writer) (string, error) {
 	}
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if isExecutable(path) { // built meanwhile by another test of this process
+	if present(tool, path) { // built meanwhile by another test of this process
 		return path, nil
 	}
 	root, err := RepoRoot()
@@ -161,7 +166,7 @@ func Ensure(tool Tool, out io.Writer) (string, error) {
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("realtools: tools/realtools/build.sh %s failed: %w", tool.Dir, err)
 	}
-	if !isExecutable(path) {
+	if !present(tool, path) {
 		return "", fmt.Errorf("realtools: tools/realtools/build.sh %s ran but %s is still missing", tool.Dir, path)
 	}
 	return path, nil
@@ -179,6 +184,13 @@ func Path(t testing.TB, tool Tool) string {
 		t.Fatalf("%v", err)
 	}
 	return path
+}
+
+func present(tool Tool, path string) bool {
+	if tool.Folder {
+		return isDir(path)
+	}
+	return isExecutable(path)
 }
 
 func isExecutable(p string) bool {

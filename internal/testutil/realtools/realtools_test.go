@@ -1,7 +1,9 @@
 package realtools_test
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,4 +64,26 @@ func prometheusRelease(v string) string {
 		return "unparsable module version " + v
 	}
 	return strconv.Itoa(mm/100) + "." + strconv.Itoa(mm%100) + "." + parts[2]
+}
+
+// The operator's CRD folder holds the ServiceMonitor and PrometheusRule
+// definitions of the pinned version.
+func TestPrometheusOperatorCRDs(t *testing.T) {
+	dir := realtools.Path(t, realtools.PrometheusOperatorCRDs)
+	v, err := realtools.Version(realtools.PrometheusOperatorCRDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dir, "/prometheus-operator/"+v+"/") {
+		t.Errorf("%s is not keyed by version %s", dir, v)
+	}
+	for _, kind := range []string{"servicemonitors", "prometheusrules"} {
+		data, err := os.ReadFile(filepath.Join(dir, "monitoring.coreos.com_"+kind+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), "kind: CustomResourceDefinition") || !strings.Contains(string(data), "name: "+kind+".monitoring.coreos.com") {
+			t.Errorf("%s: not the %s CRD", dir, kind)
+		}
+	}
 }
