@@ -1,7 +1,8 @@
 // Package realtools finds the real programs that tests drive (helm,
-// promtool, prometheus, nats-server), built by tools/realtools/build.sh
-// (`make tools`) into <repo root>/.cache/tools/<tool>/<version>/, at the
-// versions pinned in tools/realtools/<tool>/go.mod.
+// promtool, prometheus, nats-server) and the Prometheus Operator's CRDs,
+// built or copied by tools/realtools/build.sh (`make tools`) into
+// <repo root>/.cache/tools/<tool>/<version>/, at the versions pinned in
+// tools/realtools/<tool>/go.mod.
 //
 // When a binary is missing, tests skip with a message saying how to build
 // it, unless REQUIRE_TOOLS=1 (set by .ci/run), which makes the harness run
