@@ -2,8 +2,6 @@ package deploy_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,15 +13,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
 
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
@@ -88,12 +79,15 @@ func TestHelmInstallUpgrade(t *testing.T) {
 	fullObjs := decodeObjects(t, fullManifest)
 	find(t, fullObjs, "ServiceMonitor")
 	find(t, fullObjs, "PrometheusRule")
-	srv := newServer(t, c)
+	srv, err := c.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, o := range append(slices.Clone(objs), fullObjs...) {
-		if err := srv.exists(ctx, o); err != nil {
-			t.Errorf("%s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+		if _, err := srv.Get(ctx, o); err != nil {
+			t.Errorf("%s %s/%s is not on the server: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 		}
-		if err := srv.apply(ctx, o, true); err != nil {
+		if _, err := srv.Apply(ctx, o, true); err != nil {
 			t.Errorf("%s %s/%s has fields the API server does not know: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 		}
 	}
@@ -242,69 +236,6 @@ func providerDoesItsJob(t *testing.T, ctx context.Context, configYAML, kubeconfi
 	}
 }
 
-// server reaches any kind of object on the cluster through discovery.
-type server struct {
-	mapper meta.RESTMapper
-	dyn    dynamic.Interface
-}
-
-func newServer(t *testing.T, c *k8scluster.Cluster) server {
-	t.Helper()
-	dc, err := discovery.NewDiscoveryClientForConfig(c.AdminConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(c.AdminConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return server{mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), dyn: dyn}
-}
-
-func (s server) resource(o *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
-	gvk := o.GroupVersionKind()
-	m, err := s.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return nil, err
-	}
-	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		return s.dyn.Resource(m.Resource).Namespace(o.GetNamespace()), nil
-	}
-	return s.dyn.Resource(m.Resource), nil
-}
-
-// exists checks that o is on the server.
-func (s server) exists(ctx context.Context, o *unstructured.Unstructured) error {
-	ri, err := s.resource(o)
-	if err != nil {
-		return err
-	}
-	if _, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{}); err != nil {
-		return fmt.Errorf("not on the server: %w", err)
-	}
-	return nil
-}
-
-// apply server-side applies o; with dryRun nothing is stored. Field
-// validation is strict: an unknown or duplicate field is an error (helm
-// itself would let the server drop it).
-func (s server) apply(ctx context.Context, o *unstructured.Unstructured, dryRun bool) error {
-	ri, err := s.resource(o)
-	if err != nil {
-		return err
-	}
-	data, err := json.Marshal(o.Object)
-	if err != nil {
-		return err
-	}
-	opts := metav1.PatchOptions{FieldManager: "hodei-deploy-test", Force: new(true), FieldValidation: metav1.FieldValidationStrict}
-	if dryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
-	_, err = ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, opts)
-	return err
-}
-
 // installOperatorCRDs applies the Prometheus Operator's ServiceMonitor and
 // PrometheusRule CRDs and waits until they are served.
 func installOperatorCRDs(t *testing.T, ctx context.Context, c *k8scluster.Cluster) {
@@ -314,24 +245,31 @@ func installOperatorCRDs(t *testing.T, ctx context.Context, c *k8scluster.Cluste
 	if err != nil || len(files) != 2 {
 		t.Fatalf("CRDs in %s: %v %v", dir, files, err)
 	}
-	s := newServer(t, c)
+	s, err := c.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, o := range decodeObjects(t, string(data)) {
-			if err := s.apply(ctx, o, false); err != nil {
+			if _, err := s.Apply(ctx, o, false); err != nil {
 				t.Fatalf("%s: %v", filepath.Base(f), err)
 			}
 		}
 	}
 	deadline := time.Now().Add(time.Minute)
-	for _, kind := range []string{"servicemonitors", "prometheusrules"} {
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
+		probe := &unstructured.Unstructured{}
+		probe.SetAPIVersion("monitoring.coreos.com/v1")
+		probe.SetKind(kind)
+		probe.SetNamespace("default")
+		probe.SetName("probe")
 		for {
-			_, err := s.dyn.Resource(schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: kind}).
-				Namespace("default").List(ctx, metav1.ListOptions{})
-			if err == nil {
+			_, err := s.Get(ctx, probe)
+			if apierrors.IsNotFound(err) { // served: the kind is known, the object is not
 				break
 			}
 			if time.Now().After(deadline) {
