@@ -11,7 +11,7 @@ DURATION ?= 20s
 POOL ?= default
 FUZZTIME ?= 30s
 
-.PHONY: all build worker-image run jobs status test test-unit test-k8s k8s-tools bench bench-k8s bench-policy fuzz lint image clean
+.PHONY: all build worker-image run jobs status test test-unit test-k8s test-deploy k8s-tools tools bench bench-k8s bench-policy fuzz lint image clean
 
 all: build
 
@@ -32,7 +32,7 @@ jobs: build ## queue N jobs of DURATION on POOL (while make run is running)
 status: ## what the daemon sees, per pool
 	@curl -s http://127.0.0.1:9090/v1/pools
 
-test: k8s-tools ## everything: unit, NATS, Docker and Kubernetes tests, with the race detector
+test: k8s-tools tools ## everything: unit, NATS, Docker, Kubernetes, Helm and Prometheus tests, with the race detector
 	$(GO) test -race -count=1 -timeout 45m ./...
 
 test-unit: ## the fast part: no Docker, no control plane
@@ -40,6 +40,12 @@ test-unit: ## the fast part: no Docker, no control plane
 
 test-k8s: k8s-tools ## only the Kubernetes provider, against the test control plane
 	REQUIRE_K8S=1 $(GO) test -race -count=1 -timeout 30m ./internal/providers/kubernetes/
+
+test-deploy: k8s-tools tools ## the Helm chart, alert rules and dashboard, with the real helm, promtool and control plane
+	REQUIRE_K8S=1 REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 20m ./deploy/
+
+tools: ## build (once; cached in .cache/tools) helm, promtool, prometheus and nats-server for the tests
+	./tools/realtools/build.sh
 
 k8s-tools: ## build (once; cached in .cache/k8s) etcd, kube-apiserver, kube-scheduler and kwok for the tests
 	./tools/k8s/build.sh
