@@ -44,7 +44,6 @@ import (
 	"github.com/hodei/hodei-autoscaler/bench/internal/benchkit"
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/policy"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
@@ -296,12 +295,12 @@ func runCell(c *Cell) error {
 	defer stop()
 
 	start := time.Now()
-	rec.Deliver(events.Delivery{CaughtUp: true, Marker: true})
+	rec.Deliver(domain.Delivery{CaughtUp: true, Marker: true})
 	seq := uint64(0)
 	deliver := func(pool domain.PoolName, kind domain.JobKind, job string, w domain.WorkerID) {
 		seq++
 		now := time.Now()
-		rec.Deliver(events.Delivery{Type: kind.Type(), Event: domain.JobEvent{Kind: kind, ID: fmt.Sprint(seq), Pool: pool,
+		rec.Deliver(domain.Delivery{Type: kind.Type(), Event: domain.JobEvent{Kind: kind, ID: fmt.Sprint(seq), Pool: pool,
 			JobID: domain.JobID(job), WorkerID: w, Time: now, Stored: now, Seq: seq, Outcome: domain.OutcomeSucceeded}})
 	}
 	jobs := c.Workers + c.Pending

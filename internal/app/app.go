@@ -241,7 +241,7 @@ func (a *App) Run(ctx context.Context) error {
 			Decoder: events.Decoder{Subjects: a.bus.Subjects, MaxBytes: a.cfg.NATS.MaxEventBytes},
 			Log:     a.log.With().Str("component", "consumer").Logger(),
 		}
-		err := c.Run(consCtx, func(d events.Delivery) { a.rec.Deliver(d) })
+		err := c.Run(consCtx, func(d domain.Delivery) { a.rec.Deliver(d) })
 		if err != nil && consCtx.Err() == nil {
 			a.log.Error().Err(err).Msg("job stream consumer stopped")
 		}

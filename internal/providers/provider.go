@@ -25,14 +25,6 @@ type WorkerSpec struct {
 	Pool domain.PoolName
 }
 
-// WorkerChange is one observation pushed by Watch. Gone is set when the
-// worker no longer exists; otherwise Worker is its current state.
-type WorkerChange struct {
-	ID     domain.WorkerID
-	Worker domain.Worker
-	Gone   bool
-}
-
 // Provider creates, stops and lists the workers of one pool.
 //
 // Implementations only ever see, stop and delete workers that carry their
@@ -52,7 +44,7 @@ type Provider interface {
 	List(ctx context.Context) ([]domain.Worker, error)
 	// Watch pushes changes until ctx ends or the stream breaks (the channel
 	// is then closed; the caller re-lists and watches again).
-	Watch(ctx context.Context) (<-chan WorkerChange, error)
+	Watch(ctx context.Context) (<-chan domain.WorkerChange, error)
 	// Ping checks that the provider's backend answers.
 	Ping(ctx context.Context) error
 }

@@ -6,9 +6,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/policy"
-	"github.com/hodei/hodei-autoscaler/internal/providers"
 )
 
 // stableAfter is how long a worker must have been ready for its failure
@@ -152,7 +150,7 @@ func (e *Engine) IsCaughtUp() bool { return e.caughtUp }
 func (e *Engine) ApplyJob(ev domain.JobEvent, now time.Time) (Result, string) {
 	p := e.pools[ev.Pool]
 	if p == nil {
-		return Ignored, events.ReasonUnknownPool
+		return Ignored, domain.ReasonUnknownPool
 	}
 	at := ev.Stored
 	if at.IsZero() {
@@ -161,7 +159,7 @@ func (e *Engine) ApplyJob(ev domain.JobEvent, now time.Time) (Result, string) {
 	if e.maxJobAge > 0 && ev.Kind != domain.JobFinished {
 		cutoff := now.Add(-e.maxJobAge)
 		if at.Before(cutoff) || (!ev.Time.IsZero() && ev.Time.Before(cutoff)) {
-			return Ignored, events.ReasonStale
+			return Ignored, domain.ReasonStale
 		}
 	}
 	var ch Change
@@ -191,7 +189,7 @@ func (e *Engine) ApplyJob(ev domain.JobEvent, now time.Time) (Result, string) {
 	reason := ""
 	if ch.To != "" {
 		if !p.jobArrived(ch.To, now, &e.fx) {
-			reason = events.ReasonUnknownWorker
+			reason = domain.ReasonUnknownWorker
 		}
 	}
 	if ch.WasPending || ev.Kind == domain.JobFinished {
@@ -250,7 +248,7 @@ func (e *Engine) ObserveList(pool domain.PoolName, ws []domain.Worker, listedAt,
 }
 
 // ObserveChange applies one pushed provider change.
-func (e *Engine) ObserveChange(pool domain.PoolName, c providers.WorkerChange, now time.Time) {
+func (e *Engine) ObserveChange(pool domain.PoolName, c domain.WorkerChange, now time.Time) {
 	p := e.pools[pool]
 	if p == nil {
 		return

@@ -15,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/policy"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
@@ -37,7 +36,7 @@ func (h *harness) pending(ops []Op) []domain.WorkerID {
 
 func (h *harness) boot(ids ...domain.WorkerID) {
 	for _, id := range ids {
-		h.e.ObserveChange(testPool, providers.WorkerChange{ID: id, Worker: domain.Worker{ID: id, Pool: testPool, Phase: domain.PhaseReady}}, h.now)
+		h.e.ObserveChange(testPool, domain.WorkerChange{ID: id, Worker: domain.Worker{ID: id, Pool: testPool, Phase: domain.PhaseReady}}, h.now)
 	}
 }
 
@@ -355,7 +354,7 @@ func TestDryRunIsLoggedPublishedAndMeasuredWithoutProviderCalls(t *testing.T) {
 
 	now := time.Now()
 	for i := range 2 {
-		r.Deliver(events.Delivery{Type: domain.TypeJobQueued, CaughtUp: i == 1, Event: domain.JobEvent{
+		r.Deliver(domain.Delivery{Type: domain.TypeJobQueued, CaughtUp: i == 1, Event: domain.JobEvent{
 			Kind: domain.JobQueued, Pool: testPool, JobID: domain.JobID(fmt.Sprint(i)), Time: now, Stored: now}})
 	}
 	timeout := time.After(10 * time.Second)

@@ -11,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 )
@@ -50,7 +49,7 @@ type Reconciler struct {
 	opt   Options
 	now   func() time.Time
 
-	deliveries chan events.Delivery
+	deliveries chan domain.Delivery
 	opDone     chan opResult
 	observed   chan observation
 	done       chan struct{}
@@ -76,7 +75,7 @@ type observation struct {
 	list     []domain.Worker
 	listedAt time.Time
 	isList   bool
-	change   *providers.WorkerChange
+	change   *domain.WorkerChange
 	health   *bool
 	reason   string
 }
@@ -90,7 +89,7 @@ func NewReconciler(eng *Engine, provs map[domain.PoolName]providers.Provider, pu
 		eng: eng, provs: provs, pub: pub, m: m, log: log, opt: opt, now: opt.Now,
 		dlog: log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Second,
 			NextSampler: &zerolog.BasicSampler{N: 1000}}),
-		deliveries: make(chan events.Delivery, 8192),
+		deliveries: make(chan domain.Delivery, 8192),
 		opDone:     make(chan opResult, 256),
 		observed:   make(chan observation, 256),
 		done:       make(chan struct{}),
@@ -117,7 +116,7 @@ func NewReconciler(eng *Engine, provs map[domain.PoolName]providers.Provider, pu
 // Deliver hands one job stream delivery to the loop. It blocks while the
 // loop is busy (back-pressure on the consumer) and returns false once the
 // loop has stopped.
-func (r *Reconciler) Deliver(d events.Delivery) bool {
+func (r *Reconciler) Deliver(d domain.Delivery) bool {
 	select {
 	case r.deliveries <- d:
 		return true
@@ -205,10 +204,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Reconciler) apply(d events.Delivery) {
+func (r *Reconciler) apply(d domain.Delivery) {
 	now := r.now()
 	if d.Err != nil {
-		reason := events.ReasonOf(d.Err)
+		reason := domain.ReasonOf(d.Err)
 		r.m.Events.WithLabelValues(d.Type, Invalid.String()).Inc()
 		r.m.EventsDropped.WithLabelValues(reason).Inc()
 		r.dlog.Warn().Str("reason", reason).Str("type", d.Type).Err(d.Err).Msg("invalid job event dropped")

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/scaler"
 )
 
@@ -55,7 +54,7 @@ func (c *engineCtl) started(w *world, j int, wk *worker)  { c.job(w, domain.JobS
 func (c *engineCtl) finished(w *world, j int, wk *worker) { c.job(w, domain.JobFinished, j, wk) }
 
 func (c *engineCtl) ready(w *world, wk *worker) {
-	c.eng.ObserveChange(c.name, providers.WorkerChange{ID: wk.id, Worker: domain.Worker{ID: wk.id, Pool: c.name, Phase: domain.PhaseReady}}, w.at())
+	c.eng.ObserveChange(c.name, domain.WorkerChange{ID: wk.id, Worker: domain.Worker{ID: wk.id, Pool: c.name, Phase: domain.PhaseReady}}, w.at())
 	c.effects(w)
 }
 
