@@ -21,7 +21,7 @@ import (
 
 	"github.com/hodei/hodei-autoscaler/internal/app"
 	"github.com/hodei/hodei-autoscaler/internal/config"
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/sim"
 )
 
@@ -47,7 +47,7 @@ func main() {
 
 // poolFor is the pool defaults (config.PoolDefaults) with max_workers and
 // max_concurrent_provisioning raised, and mod applied.
-func poolFor(mod func(*config.Pool)) scaler.PoolConfig {
+func poolFor(mod func(*config.Pool)) engine.PoolConfig {
 	pc := config.PoolDefaults()
 	pc.Name, pc.MaxWorkers, pc.MaxConcurrentProvisioning = "default", benchMaxWorkers, benchMaxWorkers
 	if mod != nil {
@@ -148,7 +148,7 @@ func run(w io.Writer, speed bool) error {
 		fmt.Fprintf(w, "\n### Simulator speed\n\n| trace | jobs | policy | wall time | worker-s |\n|---|---:|---|---:|---:|\n")
 		for _, c := range []struct {
 			name string
-			pc   scaler.PoolConfig
+			pc   engine.PoolConfig
 		}{{"default config", def}, {"idle_workers: auto", auto}} {
 			began := time.Now()
 			r := sim.RunEngine(tr, tr.Jobs, c.pc, prov, sim.StandardSeed, true)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/hodei/hodei-autoscaler/internal/app"
 	"github.com/hodei/hodei-autoscaler/internal/config"
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/sim"
 )
 
@@ -102,7 +102,7 @@ stopped and the peak. See docs/simulator.md.
 			cfg.Pools = append(cfg.Pools, pc)
 		}
 	}
-	var pools []scaler.PoolConfig
+	var pools []engine.PoolConfig
 	for _, pc := range cfg.Pools {
 		if *idle != "" {
 			if *idle == "auto" {

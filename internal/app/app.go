@@ -18,13 +18,14 @@ import (
 
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/httpapi"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/policy"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/providers/factory"
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
+	"github.com/hodei/hodei-autoscaler/internal/reconciler"
 )
 
 // ProviderFactory builds a pool's provider. Tests and benchmarks may
@@ -48,7 +49,7 @@ type App struct {
 	m     *metrics.Metrics
 	bus   *events.Bus
 	provs map[domain.PoolName]providers.Provider
-	rec   *scaler.Reconciler
+	rec   *reconciler.Reconciler
 	pub   *events.Publisher
 	ln    net.Listener
 	srv   *http.Server
@@ -72,7 +73,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if build == nil {
 		build = factory.New
 	}
-	pools := make([]scaler.PoolConfig, 0, len(cfg.Pools))
+	pools := make([]engine.PoolConfig, 0, len(cfg.Pools))
 	for _, pc := range cfg.Pools {
 		p, err := build(cfg.Name, pc, a.log)
 		if err != nil {
@@ -92,8 +93,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		a.log.With().Str("component", "publisher").Logger(),
 		func(typ, result string) { a.m.Published.WithLabelValues(typ, result).Inc() })
 
-	eng := scaler.NewEngine(pools, cfg.Reconcile.MaxJobAge.D())
-	a.rec = scaler.NewReconciler(eng, a.provs, a.pub, a.m, a.log.With().Str("component", "reconciler").Logger(), scaler.Options{
+	eng := engine.NewEngine(pools, cfg.Reconcile.MaxJobAge.D())
+	a.rec = reconciler.New(eng, a.provs, a.pub, a.m, a.log.With().Str("component", "reconciler").Logger(), reconciler.Options{
 		Interval:         cfg.Reconcile.Interval.D(),
 		ResyncInterval:   cfg.Reconcile.ResyncInterval.D(),
 		ProviderTimeout:  cfg.Reconcile.ProviderTimeout.D(),
@@ -117,11 +118,11 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 }
 
 // PoolConfig turns a pool's configuration into the engine's.
-func PoolConfig(cfg config.Config, pc config.Pool) scaler.PoolConfig {
+func PoolConfig(cfg config.Config, pc config.Pool) engine.PoolConfig {
 	// Validated already: the limits parse.
 	up, _ := pc.ScaleUp.Max.Limit(pc.ScaleUp.Period)
 	down, _ := pc.ScaleDown.Max.Limit(pc.ScaleDown.Period)
-	return scaler.PoolConfig{
+	return engine.PoolConfig{
 		Name:     pc.PoolName(),
 		Provider: pc.Provider,
 		Settings: policy.Settings{
@@ -202,7 +203,7 @@ func (a *App) Ready() bool {
 }
 
 // Status returns every pool's status (as /v1/pools).
-func (a *App) Status() []scaler.PoolStatus { return a.rec.Status() }
+func (a *App) Status() []reconciler.PoolStatus { return a.rec.Status() }
 
 // Run scales until ctx ends, then shuts down in order: stop consuming,
 // let the reconciler finish or abandon provider calls (shutdown.timeout),

@@ -1,4 +1,4 @@
-package scaler
+package reconciler
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 )
@@ -40,7 +41,7 @@ type Options struct {
 // provider calls run on their own goroutines, bounded, with timeouts, and
 // report back through a channel.
 type Reconciler struct {
-	eng   *Engine
+	eng   *engine.Engine
 	provs map[domain.PoolName]providers.Provider
 	pub   Publisher
 	m     *metrics.Metrics
@@ -64,7 +65,7 @@ type Reconciler struct {
 }
 
 type opResult struct {
-	op     Op
+	op     engine.Op
 	worker domain.Worker
 	err    error
 }
@@ -80,8 +81,8 @@ type observation struct {
 	reason   string
 }
 
-// NewReconciler wires an engine to its providers (one per pool).
-func NewReconciler(eng *Engine, provs map[domain.PoolName]providers.Provider, pub Publisher, m *metrics.Metrics, log zerolog.Logger, opt Options) *Reconciler {
+// New wires an engine to its providers (one per pool).
+func New(eng *engine.Engine, provs map[domain.PoolName]providers.Provider, pub Publisher, m *metrics.Metrics, log zerolog.Logger, opt Options) *Reconciler {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -208,7 +209,7 @@ func (r *Reconciler) apply(d domain.Delivery) {
 	now := r.now()
 	if d.Err != nil {
 		reason := domain.ReasonOf(d.Err)
-		r.m.Events.WithLabelValues(d.Type, Invalid.String()).Inc()
+		r.m.Events.WithLabelValues(d.Type, engine.Invalid.String()).Inc()
 		r.m.EventsDropped.WithLabelValues(reason).Inc()
 		r.dlog.Warn().Str("reason", reason).Str("type", d.Type).Err(d.Err).Msg("invalid job event dropped")
 	} else if !d.Marker {
@@ -267,9 +268,9 @@ func (r *Reconciler) reconcile(opCtx context.Context) {
 	r.effects(opCtx, fx, now)
 }
 
-func (r *Reconciler) effects(opCtx context.Context, fx Effects, now time.Time) {
+func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.Time) {
 	for _, o := range fx.Ops {
-		if o.Kind == OpCreate {
+		if o.Kind == engine.OpCreate {
 			for _, t := range o.Covers {
 				r.m.Reaction.WithLabelValues(string(o.Pool)).Observe(now.Sub(t).Seconds())
 			}
@@ -306,7 +307,7 @@ func (r *Reconciler) effects(opCtx context.Context, fx Effects, now time.Time) {
 }
 
 // start runs one provider call on its own goroutine.
-func (r *Reconciler) start(ctx context.Context, o Op) {
+func (r *Reconciler) start(ctx context.Context, o engine.Op) {
 	prov := r.provs[o.Pool]
 	b := r.breakers[o.Pool]
 	r.pending++
@@ -319,7 +320,7 @@ func (r *Reconciler) start(ctx context.Context, o Op) {
 		}
 		defer func() { <-r.sem }()
 		timeout := r.opt.ProviderTimeout
-		if o.Kind == OpStop {
+		if o.Kind == engine.OpStop {
 			timeout += o.Grace
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
@@ -327,14 +328,14 @@ func (r *Reconciler) start(ctx context.Context, o Op) {
 		var res opResult
 		res.op = o
 		switch o.Kind {
-		case OpCreate:
+		case engine.OpCreate:
 			res.worker, res.err = prov.Create(cctx, providers.WorkerSpec{ID: o.Worker, Pool: o.Pool})
-		case OpStop:
+		case engine.OpStop:
 			res.err = prov.Stop(cctx, o.Worker, o.Grace)
-		case OpDelete:
+		case engine.OpDelete:
 			res.err = prov.Delete(cctx, o.Worker)
 		}
-		if errors.Is(res.err, providers.ErrNotFound) && o.Kind != OpCreate {
+		if errors.Is(res.err, providers.ErrNotFound) && o.Kind != engine.OpCreate {
 			res.err = nil
 		}
 		result := "ok"
@@ -357,7 +358,7 @@ func (r *Reconciler) report(res opResult) {
 func (r *Reconciler) nextWake() time.Time {
 	var next time.Time
 	for _, p := range r.eng.Pools() {
-		if t := p.nextWake; !t.IsZero() && (next.IsZero() || t.Before(next)) {
+		if t := p.NextWake(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
@@ -519,7 +520,7 @@ func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *p
 	return g
 }
 
-func (g *poolGauges) set(p *Pool) {
+func (g *poolGauges) set(p *engine.Pool) {
 	st := p.State()
 	g.pending.Set(float64(st.Pending))
 	g.running.Set(float64(st.Running))
