@@ -22,7 +22,6 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/httpapi"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
-	"github.com/hodei/hodei-autoscaler/internal/policy"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/providers/factory"
 	"github.com/hodei/hodei-autoscaler/internal/reconciler"
@@ -73,16 +72,17 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if build == nil {
 		build = factory.New
 	}
-	pools := make([]engine.PoolConfig, 0, len(cfg.Pools))
-	for _, pc := range cfg.Pools {
+	pools, err := cfg.EnginePools()
+	if err != nil {
+		return nil, err
+	}
+	for i, pc := range cfg.Pools {
 		p, err := build(cfg.Name, pc, a.log)
 		if err != nil {
 			return nil, err
 		}
 		a.provs[pc.PoolName()] = p
-		c := PoolConfig(cfg, pc)
-		c.Provider = p.Name()
-		pools = append(pools, c)
+		pools[i].Provider = p.Name()
 	}
 
 	a.bus, err = events.Connect(ctx, cfg.NATS, a.log.With().Str("component", "bus").Logger())
@@ -115,39 +115,6 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	return a, nil
-}
-
-// PoolConfig turns a pool's configuration into the engine's.
-func PoolConfig(cfg config.Config, pc config.Pool) engine.PoolConfig {
-	// Validated already: the limits parse.
-	up, _ := pc.ScaleUp.Max.Limit(pc.ScaleUp.Period)
-	down, _ := pc.ScaleDown.Max.Limit(pc.ScaleDown.Period)
-	return engine.PoolConfig{
-		Name:     pc.PoolName(),
-		Provider: pc.Provider,
-		Settings: policy.Settings{
-			MinWorkers:                pc.MinWorkers,
-			MaxWorkers:                pc.MaxWorkers,
-			JobsPerWorker:             pc.JobsPerWorker,
-			IdleWorkers:               pc.IdleWorkers.Count,
-			IdleAuto:                  pc.IdleWorkers.Auto,
-			MaxIdleWorkers:            pc.MaxIdleWorkers,
-			ArrivalWindow:             pc.ArrivalRateWindow.D(),
-			Schedules:                 pc.PolicySchedules(),
-			ScaleUp:                   policy.Behavior{Limit: up, Cooldown: pc.ScaleUp.Cooldown.D()},
-			ScaleDown:                 policy.Behavior{Limit: down, Cooldown: pc.ScaleDown.Cooldown.D()},
-			StabilizationWindow:       pc.ScaleDown.StabilizationWindow.D(),
-			MaxJobsPerWorker:          pc.MaxJobsPerWorker,
-			IdleTimeout:               pc.IdleTimeout.D(),
-			ProvisionTimeout:          pc.ProvisionTimeout.D(),
-			MaxConcurrentProvisioning: pc.MaxConcurrentProvisioning,
-		},
-		DryRun:       pc.IsDryRun(cfg.DryRun),
-		StopGrace:    pc.StopGracePeriod.D(),
-		RetryInitial: cfg.Reconcile.RetryInitial.D(),
-		RetryMax:     cfg.Reconcile.RetryMax.D(),
-		RetryJitter:  0.2,
-	}
 }
 
 func (a *App) checks() []httpapi.Check {
@@ -294,7 +261,7 @@ loop:
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = a.srv.Shutdown(sctx)
-	a.log.Info().Dur("took", time.Since(start)).Msg("shutdown complete")
+	a.log.Info().Stringer("took", time.Since(start)).Msg("shutdown complete")
 	return runErr
 }
 

@@ -103,7 +103,7 @@ func (c *Consumer) open(ctx context.Context) (jetstream.Consumer, error) {
 		}
 		return err
 	}, backoff.WithContext(bo, ctx), func(err error, d time.Duration) {
-		c.Log.Warn().Err(err).Dur("retry_in", d).Msg("cannot open job stream consumer; retrying")
+		c.Log.Warn().Err(err).Stringer("retry_in", d).Msg("cannot open job stream consumer; retrying")
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening consumer on %s: %w", StreamJobs, err)

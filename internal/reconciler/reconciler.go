@@ -297,7 +297,7 @@ func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.
 	}
 	for _, x := range fx.Expired {
 		r.m.ExpiredJobs.WithLabelValues(string(x.Pool)).Inc()
-		r.log.Warn().Str("pool", string(x.Pool)).Str("job_id", string(x.Job)).Dur("age", x.Age).
+		r.log.Warn().Str("pool", string(x.Pool)).Str("job_id", string(x.Job)).Stringer("age", x.Age).
 			Msg("job expired after max_job_age without a finished event; it no longer counts as demand")
 	}
 	for _, p := range fx.Touched {

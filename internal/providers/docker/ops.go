@@ -63,7 +63,7 @@ func (p *Provider) Stop(ctx context.Context, id domain.WorkerID, grace time.Dura
 	if err := p.remove(ctx, ci.ID); err != nil {
 		return fmt.Errorf("removing stopped container %s: %w", name, err)
 	}
-	p.log.Debug().Str("worker_id", string(id)).Dur("grace", grace).Msg("container stopped and removed")
+	p.log.Debug().Str("worker_id", string(id)).Stringer("grace", grace).Msg("container stopped and removed")
 	return nil
 }
 

@@ -192,9 +192,6 @@ func checkConfig(cfg Config) error {
 	if cfg.Resources.CPUMillis < 0 || cfg.Resources.MemoryMB < 0 {
 		return fmt.Errorf("kubernetes provider for pool %s: resources must not be negative", cfg.Pool)
 	}
-	if cfg.Kubernetes.Namespace == "" {
-		return fmt.Errorf("kubernetes provider for pool %s: kubernetes.namespace is empty", cfg.Pool)
-	}
 	if err := ValidateConfig(cfg.Kubernetes); err != nil {
 		return fmt.Errorf("kubernetes provider for pool %s: %w", cfg.Pool, err)
 	}

@@ -171,14 +171,14 @@ func (p *Provider) Stop(ctx context.Context, id domain.WorkerID, grace time.Dura
 	for {
 		select {
 		case <-wait:
-			p.log.Debug().Str("worker_id", string(id)).Dur("grace", grace).Msg("pod stopped and removed")
+			p.log.Debug().Str("worker_id", string(id)).Stringer("grace", grace).Msg("pod stopped and removed")
 			return nil
 		case <-tick.C:
 			if p.inf.HasSynced() && !p.cached(pod) {
 				return nil
 			}
 		case <-ctx.Done():
-			p.log.Warn().Str("worker_id", string(id)).Dur("grace", grace).Msg("pod still terminating; Kubernetes will finish removing it")
+			p.log.Warn().Str("worker_id", string(id)).Stringer("grace", grace).Msg("pod still terminating; Kubernetes will finish removing it")
 			return nil
 		case <-p.ctx.Done():
 			return nil
