@@ -277,11 +277,29 @@ func (d *Docker) validate(v *validator, key string) {
 	if d.NetworkMode == "" {
 		v.add(key+".network_mode", "must be set, such as bridge, host or the name of a Docker network")
 	}
+	if d.Host != "" && !validDockerHost(d.Host) {
+		v.add(key+".host", "%q is not a Docker engine address: use the DOCKER_HOST form, such as unix:///var/run/docker.sock or tcp://10.0.0.5:2376", d.Host)
+	}
 	for _, m := range d.Mounts {
 		if _, err := ParseMount(m); err != nil {
 			v.add(key+".mounts", "%v", err)
 		}
 	}
+}
+
+// validDockerHost reports whether the Docker client takes host as an
+// engine address: proto://address (and a URL for tcp).
+func validDockerHost(host string) bool {
+	proto, addr, ok := strings.Cut(host, "://")
+	if !ok || addr == "" {
+		return false
+	}
+	if proto == "tcp" {
+		if _, err := url.Parse("tcp://" + addr); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Mount is a bind mount of a docker pool's workers.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,4 +119,48 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Durations in the daemon's logs are Go duration strings ("age":"25h0m0s"),
+// not zerolog's unitless milliseconds ("age":90000000).
+func TestLogsGiveDurationsAsGoDurations(t *testing.T) {
+	fake := fakeprovider.New(testPool)
+	m := metrics.New(prometheus.NewRegistry())
+	var logs syncBuffer
+	start := time.Now()
+	var clock atomic.Int64 // offset from start
+	now := func() time.Time { return start.Add(time.Duration(clock.Load())) }
+	eng := engine.NewEngine([]engine.PoolConfig{{Name: testPool, Provider: "fake",
+		Settings:     policy.Settings{MaxWorkers: 5, JobsPerWorker: 1, IdleTimeout: time.Minute, ProvisionTimeout: time.Minute, MaxConcurrentProvisioning: 5},
+		RetryInitial: time.Second, RetryMax: time.Second}}, 24*time.Hour)
+	pub := &capturePub{decisions: make(chan domain.DecisionData, 16)}
+	r := New(eng, map[domain.PoolName]providers.Provider{testPool: fake}, pub, m, zerolog.New(&logs), Options{
+		Interval: 10 * time.Millisecond, ResyncInterval: time.Hour, ProviderTimeout: 5 * time.Second, BreakerFailures: 3,
+		BreakerCooldown: time.Second, MaxConcurrentOps: 4, ShutdownTimeout: time.Second, Now: now})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	r.Deliver(domain.Delivery{Type: domain.TypeJobQueued, CaughtUp: true, Event: domain.JobEvent{
+		Kind: domain.JobQueued, Pool: testPool, JobID: "j", Time: start, Stored: start}})
+	deadline := time.After(10 * time.Second)
+	for d := (domain.DecisionData{}); d.Pending != 1; {
+		select {
+		case d = <-pub.decisions:
+		case <-deadline:
+			t.Fatalf("the job was not applied:\n%s", logs.String())
+		}
+	}
+	clock.Store(int64(25 * time.Hour)) // the next tick expires the job
+	for !strings.Contains(logs.String(), "max_job_age") {
+		select {
+		case <-deadline:
+			t.Fatalf("no expiry logged:\n%s", logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(logs.String(), `"age":"25h0m0s"`) {
+		t.Errorf("the expiry's age is not a Go duration:\n%s", logs.String())
+	}
 }
