@@ -178,7 +178,7 @@ func (a *App) Status() []reconciler.PoolStatus { return a.rec.Status() }
 // after a clean shutdown.
 func (a *App) Run(ctx context.Context) error {
 	defer a.close()
-	a.m.BusConnected.Set(b2f(a.bus.Connected()))
+	metrics.SetBool(a.m.BusConnected, a.bus.Connected())
 
 	httpErr := make(chan error, 1)
 	go func() {
@@ -230,7 +230,7 @@ loop:
 			runErr = fmt.Errorf("reconciler stopped: %w", err)
 			break loop
 		case <-busTick.C:
-			a.m.BusConnected.Set(b2f(a.bus.Connected()))
+			metrics.SetBool(a.m.BusConnected, a.bus.Connected())
 			if err := a.bus.Closed(); err != nil {
 				// The client will never reconnect (credentials rejected):
 				// exit, so a supervisor restarts the daemon, which then
@@ -277,11 +277,4 @@ func (a *App) close() {
 			_ = c.Close()
 		}
 	}
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

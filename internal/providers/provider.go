@@ -7,6 +7,7 @@ package providers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
@@ -23,6 +24,19 @@ var ErrNotFound = errors.New("worker not found")
 type WorkerSpec struct {
 	ID   domain.WorkerID
 	Pool domain.PoolName
+}
+
+// Check refuses a spec that the provider of pool must not create: no
+// worker id, or another pool's worker. Every provider's Create starts
+// with it.
+func (s WorkerSpec) Check(pool domain.PoolName) error {
+	if s.ID == "" {
+		return errors.New("worker id is empty")
+	}
+	if s.Pool != "" && s.Pool != pool {
+		return fmt.Errorf("worker pool %q is not this provider's pool %q", s.Pool, pool)
+	}
+	return nil
 }
 
 // Provider creates, stops and lists the workers of one pool.

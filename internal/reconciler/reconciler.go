@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/hodei/hodei-autoscaler/internal/clock"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
@@ -234,7 +235,7 @@ func (r *Reconciler) observe(o observation) {
 	switch {
 	case o.health != nil:
 		r.eng.SetProviderUp(o.pool, *o.health, o.reason)
-		r.gauges[o.pool].up.Set(b2f(*o.health))
+		metrics.SetBool(r.gauges[o.pool].up, *o.health)
 		if *o.health {
 			r.log.Info().Str("pool", string(o.pool)).Msg("provider reachable again; circuit closed")
 		} else {
@@ -375,7 +376,7 @@ func (r *Reconciler) watchPool(ctx context.Context, pool domain.PoolName) {
 	for ctx.Err() == nil {
 		if open, _ := b.Open(); open {
 			if !b.ProbeDue(r.now()) {
-				if !sleep(ctx, min(retry, time.Second)) {
+				if !clock.Sleep(ctx, min(retry, time.Second)) {
 					return
 				}
 				continue
@@ -403,7 +404,7 @@ func (r *Reconciler) watchPool(ctx context.Context, pool domain.PoolName) {
 				return
 			}
 			r.log.Warn().Err(err).Str("pool", string(pool)).Msg("listing workers failed; retrying")
-			if !sleep(ctx, min(r.opt.ProviderTimeout, 2*time.Second)) {
+			if !clock.Sleep(ctx, min(r.opt.ProviderTimeout, 2*time.Second)) {
 				return
 			}
 			continue
@@ -480,24 +481,6 @@ func (r *Reconciler) shutdown(opCtx context.Context, abandon context.CancelFunc)
 		}
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // poolGauges are a pool's gauge children, resolved once.

@@ -156,16 +156,7 @@ func parseMount(spec string) (mount.Mount, error) {
 // owned reports whether labels mark a worker of this owner and pool, and
 // returns its id.
 func (p *Provider) owned(labels map[string]string) (domain.WorkerID, bool) {
-	if labels[domain.LabelWorker] != "true" ||
-		labels[domain.LabelOwner] != p.cfg.Owner ||
-		labels[domain.LabelWorkerPool] != string(p.cfg.Pool) {
-		return "", false
-	}
-	id := labels[domain.LabelWorkerID]
-	if id == "" {
-		return "", false
-	}
-	return domain.WorkerID(id), true
+	return domain.OwnedWorker(labels, p.cfg.Owner, p.cfg.Pool)
 }
 
 // ownedAs reports whether labels mark exactly worker id of this owner and pool.

@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -23,11 +22,8 @@ import (
 // until it is gone). The worker is returned as the API server answered.
 func (p *Provider) Create(ctx context.Context, spec providers.WorkerSpec) (domain.Worker, error) {
 	name := domain.WorkerName(spec.ID)
-	if spec.ID == "" {
-		return domain.Worker{}, errors.New("creating pod: worker id is empty")
-	}
-	if spec.Pool != "" && spec.Pool != p.cfg.Pool {
-		return domain.Worker{}, fmt.Errorf("creating pod %s: worker pool %q is not this provider's pool %q", name, spec.Pool, p.cfg.Pool)
+	if err := spec.Check(p.cfg.Pool); err != nil {
+		return domain.Worker{}, fmt.Errorf("creating pod %s: %w", name, err)
 	}
 	if p.ctx.Err() != nil {
 		return domain.Worker{}, errClosed
