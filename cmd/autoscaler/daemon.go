@@ -25,12 +25,9 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		"Runs the daemon on the config until SIGTERM or SIGINT, then shuts down in order.")
 	pathFlag := configFlag(fs)
 	logFormat := fs.String("log-format", "", "json or console (overrides log.format)")
-	if code, done := parseFlags(fs, args, stdout, stderr); done {
+	path, code, done := parseConfigCommand(fs, pathFlag, args, stdout, stderr)
+	if done {
 		return code
-	}
-	path, ok := configPath(fs, *pathFlag, stderr)
-	if !ok {
-		return 2
 	}
 	if *logFormat != "" {
 		if err := logging.CheckFormat(*logFormat); err != nil {
@@ -87,12 +84,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("validate", "validate [--config FILE | FILE]",
 		"Checks a config as the daemon does at start, with every pool's provider rules,\nand prints every problem; exit 1 on any.")
 	pathFlag := configFlag(fs)
-	if code, done := parseFlags(fs, args, stdout, stderr); done {
+	path, code, done := parseConfigCommand(fs, pathFlag, args, stdout, stderr)
+	if done {
 		return code
-	}
-	path, ok := configPath(fs, *pathFlag, stderr)
-	if !ok {
-		return 2
 	}
 	cfg, err := loadConfig(path)
 	if err != nil {

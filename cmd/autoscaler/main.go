@@ -174,6 +174,20 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", def, "path to the YAML config, also given as the one argument (env AUTOSCALER_CONFIG)")
 }
 
+// parseConfigCommand parses the flags of a command that takes a config
+// and returns the config's path; done says whether the command must exit
+// with code (help asked for, a bad flag or argument).
+func parseConfigCommand(fs *flag.FlagSet, pathFlag *string, args []string, stdout, stderr io.Writer) (path string, code int, done bool) {
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return "", code, true
+	}
+	path, ok := configPath(fs, *pathFlag, stderr)
+	if !ok {
+		return "", 2, true
+	}
+	return path, 0, false
+}
+
 // configPath is the config file of a command that takes one: --config, or
 // its one positional argument. Both at once, or more arguments, are refused
 // (ok false, the problem written to stderr).

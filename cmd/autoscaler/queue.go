@@ -24,12 +24,9 @@ func queue(args []string, stdout, stderr io.Writer) int {
 	count := fs.Int("count", 1, "number of jobs")
 	duration := fs.Duration("duration", 10*time.Second, "how long each job runs on the example worker")
 	url := fs.String("nats", "", "NATS URL (default: the config's, or nats://127.0.0.1:4222 for embedded)")
-	if code, done := parseFlags(fs, args, stdout, stderr); done {
+	path, code, done := parseConfigCommand(fs, pathFlag, args, stdout, stderr)
+	if done {
 		return code
-	}
-	path, ok := configPath(fs, *pathFlag, stderr)
-	if !ok {
-		return 2
 	}
 	cfg, err := loadConfig(path)
 	if err != nil {

@@ -79,23 +79,18 @@ func (l *workerList) insert(w *worker) {
 	for at != nil && at.since.After(w.since) {
 		at = at.prev
 	}
-	if at == nil { // new head
-		w.list, w.prev, w.next = l, nil, l.head
-		if l.head != nil {
-			l.head.prev = w
-		} else {
-			l.tail = w
-		}
-		l.head = w
-		l.n++
-		return
+	// Link w after at, or as the new head when at is nil.
+	var next *worker
+	if at != nil {
+		next, at.next = at.next, w
+	} else {
+		next, l.head = l.head, w
 	}
-	w.list, w.prev, w.next = l, at, at.next
-	if at.next != nil {
-		at.next.prev = w
+	if next != nil {
+		next.prev = w
 	} else {
 		l.tail = w
 	}
-	at.next = w
+	w.list, w.prev, w.next = l, at, next
 	l.n++
 }
