@@ -178,32 +178,44 @@ func (a *App) Status() []reconciler.PoolStatus { return a.rec.Status() }
 // after a clean shutdown.
 func (a *App) Run(ctx context.Context) error {
 	defer a.close()
-	metrics.SetBool(a.m.BusConnected, a.bus.Connected())
+	p := a.start(ctx)
+	defer p.abandonPublish()
+	defer p.stopRec()
+	defer p.stopConsumer()
+	runErr := a.watch(ctx, p)
+	a.shutdown(p, runErr == nil)
+	return runErr
+}
 
-	httpErr := make(chan error, 1)
+// parts are the goroutines Run starts, and how to stop each.
+type parts struct {
+	httpErr, recDone chan error
+	consumer         sync.WaitGroup
+	// stopConsumer ends the consumer; stopRec the reconciler, which
+	// outlives ctx so that it stops only after the consumer has;
+	// abandonPublish drops what the publisher still holds.
+	stopConsumer, stopRec, abandonPublish context.CancelFunc
+}
+
+// start runs the HTTP server, the publisher, the reconciler and the job
+// stream consumer.
+func (a *App) start(ctx context.Context) *parts {
+	p := &parts{httpErr: make(chan error, 1), recDone: make(chan error, 1)}
+	metrics.SetBool(a.m.BusConnected, a.bus.Connected())
 	go func() {
 		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
-			httpErr <- err
+			p.httpErr <- err
 		}
 	}()
 
-	pubCtx, abandonPublish := context.WithCancel(context.WithoutCancel(ctx))
-	defer abandonPublish()
+	var pubCtx, recCtx, consCtx context.Context
+	pubCtx, p.abandonPublish = context.WithCancel(context.WithoutCancel(ctx))
 	go func() { _ = a.pub.Run(pubCtx) }()
+	recCtx, p.stopRec = context.WithCancel(context.WithoutCancel(ctx))
+	go func() { p.recDone <- a.rec.Run(recCtx) }()
 
-	// The reconciler outlives ctx: it stops only once the consumer has
-	// (stopRec below), so the shutdown order holds.
-	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRec()
-	recDone := make(chan error, 1)
-	go func() { recDone <- a.rec.Run(recCtx) }()
-
-	consCtx, stopConsumer := context.WithCancel(ctx)
-	defer stopConsumer()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	consCtx, p.stopConsumer = context.WithCancel(ctx)
+	p.consumer.Go(func() {
 		c := &events.Consumer{
 			JS:      a.bus.JS,
 			Decoder: events.Decoder{Subjects: a.bus.Subjects, MaxBytes: a.cfg.NATS.MaxEventBytes},
@@ -213,41 +225,45 @@ func (a *App) Run(ctx context.Context) error {
 		if err != nil && consCtx.Err() == nil {
 			a.log.Error().Err(err).Msg("job stream consumer stopped")
 		}
-	}()
+	})
+	return p
+}
 
+// watch waits for ctx to end or for a part to fail, and keeps the bus
+// gauge current.
+func (a *App) watch(ctx context.Context, p *parts) error {
 	busTick := time.NewTicker(time.Second)
 	defer busTick.Stop()
-	var runErr error
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
-		case err := <-httpErr:
-			runErr = fmt.Errorf("http server: %w", err)
-			break loop
-		case err := <-recDone:
-			runErr = fmt.Errorf("reconciler stopped: %w", err)
-			break loop
+			return nil
+		case err := <-p.httpErr:
+			return fmt.Errorf("http server: %w", err)
+		case err := <-p.recDone:
+			return fmt.Errorf("reconciler stopped: %w", err)
 		case <-busTick.C:
 			metrics.SetBool(a.m.BusConnected, a.bus.Connected())
 			if err := a.bus.Closed(); err != nil {
 				// The client will never reconnect (credentials rejected):
 				// exit, so a supervisor restarts the daemon, which then
 				// reads its secrets again.
-				runErr = err
-				break loop
+				return err
 			}
 		}
 	}
+}
 
+// shutdown stops the parts in order within shutdown.timeout. waitRec says
+// whether the reconciler is still running (it has not failed).
+func (a *App) shutdown(p *parts, waitRec bool) {
 	start := time.Now()
 	a.log.Info().Msg("shutting down: consumer first")
-	stopConsumer()
-	wg.Wait()
-	stopRec()
-	if runErr == nil {
-		<-recDone
+	p.stopConsumer()
+	p.consumer.Wait()
+	p.stopRec()
+	if waitRec {
+		<-p.recDone
 	}
 	a.pub.Close()
 	left := a.cfg.Shutdown.Timeout.D() - time.Since(start)
@@ -255,14 +271,13 @@ loop:
 	case <-a.pub.Done():
 	case <-time.After(max(left, time.Second)):
 		a.log.Warn().Int("unpublished", a.pub.Pending()).Msg("shutdown timeout: abandoning unpublished events")
-		abandonPublish()
+		p.abandonPublish()
 		<-a.pub.Done()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = a.srv.Shutdown(sctx)
 	a.log.Info().Stringer("took", time.Since(start)).Msg("shutdown complete")
-	return runErr
 }
 
 func (a *App) close() {

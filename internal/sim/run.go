@@ -14,7 +14,7 @@ type Options struct {
 	Trace *Trace
 	// Name describes the trace in the report.
 	Name string
-	// Pools are the configuration's pools (app.PoolConfig of each). Jobs of
+	// Pools are the configuration's pools (config.Config.EnginePool of each). Jobs of
 	// other pools are left out and counted in the report's notes.
 	Pools []engine.PoolConfig
 	// Label names the configuration's run ("config" if empty).
