@@ -46,7 +46,7 @@ if want 0; then
 	note "row 0: ledger fold"
 	rm -f "$OUT/fold.txt"
 	GOMAXPROCS=1 go test -run '^$' -bench 'Fold$' -benchmem -cpu 1 -count 5 \
-		./internal/scaler/ ./bench/fold/ >"$OUT/fold.txt" 2>&1 || { cat "$OUT/fold.txt" >&2; status=1; }
+		./internal/engine/ ./bench/fold/ >"$OUT/fold.txt" 2>&1 || { cat "$OUT/fold.txt" >&2; status=1; }
 fi
 
 if want 1 || want 3; then

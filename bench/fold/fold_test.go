@@ -1,9 +1,9 @@
 // Package fold holds the reference for the ledger fold benchmark
-// (BenchmarkLedgerFold in internal/scaler): the same event sequence folded
+// (BenchmarkLedgerFold in internal/engine): the same event sequence folded
 // into a bare Go map, the floor any ledger built on maps can reach. Run
 // both in one go:
 //
-//	go test -run '^$' -bench 'Fold$' -benchmem -cpu 1 ./internal/scaler/ ./bench/fold/
+//	go test -run '^$' -bench 'Fold$' -benchmem -cpu 1 ./internal/engine/ ./bench/fold/
 package fold
 
 import (

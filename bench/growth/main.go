@@ -4,14 +4,14 @@
 // Each cell of the grid runs in a fresh process (so its resident memory is
 // its own) and measures:
 //
-//   - the scaling loop (scaler.Reconciler, as the daemon runs it) holding
+//   - the scaling loop (reconciler.Reconciler, as the daemon runs it) holding
 //     the state, fed decoded job events through Deliver, with the fake
 //     recording provider (internal/testutil/fakeprovider) for every pool:
 //     resident memory (VmRSS after a GC, which includes the fakes' own
 //     records of every worker, so it is an upper bound), and the time from
 //     handing one queued event for a small extra pool to its create call
 //     (the cost a change pays while every other pool stays unchanged);
-//   - the synchronous core (scaler.Engine) with the same state: the cost of
+//   - the synchronous core (engine.Engine) with the same state: the cost of
 //     a reconcile tick when no pool changed, when one large pool changed,
 //     and when every pool changed, with allocations per tick.
 //
@@ -44,11 +44,11 @@ import (
 	"github.com/hodei/hodei-autoscaler/bench/internal/benchkit"
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/events"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/policy"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
+	"github.com/hodei/hodei-autoscaler/internal/reconciler"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
 )
 
@@ -249,8 +249,8 @@ func settings(perPool int) policy.Settings {
 		IdleTimeout: time.Hour, ProvisionTimeout: 5 * time.Minute, MaxConcurrentProvisioning: perPool}
 }
 
-func poolConfig(name domain.PoolName, perPool int) scaler.PoolConfig {
-	return scaler.PoolConfig{Name: name, Provider: "fake", Settings: settings(perPool),
+func poolConfig(name domain.PoolName, perPool int) engine.PoolConfig {
+	return engine.PoolConfig{Name: name, Provider: "fake", Settings: settings(perPool),
 		StopGrace: 10 * time.Second, RetryInitial: time.Second, RetryMax: time.Minute, RetryJitter: 0.2}
 }
 
@@ -260,7 +260,7 @@ func runCell(c *Cell) error {
 	c.BaseRSS = benchkit.ReadMem().RSS
 	perPool := c.Workers / c.Pools
 	const probe = domain.PoolName("probe")
-	cfgs := []scaler.PoolConfig{}
+	cfgs := []engine.PoolConfig{}
 	provs := map[domain.PoolName]providers.Provider{}
 	var mu sync.Mutex
 	ids := map[domain.PoolName][]domain.WorkerID{}
@@ -283,9 +283,9 @@ func runCell(c *Cell) error {
 	pf.OnCreate = func(domain.WorkerID, time.Time) { probeCreated <- struct{}{} }
 	provs[probe] = pf
 
-	eng := scaler.NewEngine(cfgs, 24*time.Hour)
+	eng := engine.NewEngine(cfgs, 24*time.Hour)
 	m := metrics.New(prometheus.NewRegistry())
-	rec := scaler.NewReconciler(eng, provs, nopPublisher{}, m, zerolog.New(io.Discard), scaler.Options{
+	rec := reconciler.New(eng, provs, nopPublisher{}, m, zerolog.New(io.Discard), reconciler.Options{
 		Interval: 5 * time.Second, ResyncInterval: time.Hour, ProviderTimeout: 30 * time.Second,
 		BreakerFailures: 5, BreakerCooldown: 30 * time.Second, MaxConcurrentOps: 64, ShutdownTimeout: 5 * time.Second,
 	})
@@ -296,12 +296,12 @@ func runCell(c *Cell) error {
 	defer stop()
 
 	start := time.Now()
-	rec.Deliver(events.Delivery{CaughtUp: true, Marker: true})
+	rec.Deliver(domain.Delivery{CaughtUp: true, Marker: true})
 	seq := uint64(0)
 	deliver := func(pool domain.PoolName, kind domain.JobKind, job string, w domain.WorkerID) {
 		seq++
 		now := time.Now()
-		rec.Deliver(events.Delivery{Type: kind.Type(), Event: domain.JobEvent{Kind: kind, ID: fmt.Sprint(seq), Pool: pool,
+		rec.Deliver(domain.Delivery{Type: kind.Type(), Event: domain.JobEvent{Kind: kind, ID: fmt.Sprint(seq), Pool: pool,
 			JobID: domain.JobID(job), WorkerID: w, Time: now, Stored: now, Seq: seq, Outcome: domain.OutcomeSucceeded}})
 	}
 	jobs := c.Workers + c.Pending
@@ -356,11 +356,11 @@ func runCell(c *Cell) error {
 // engineTicks builds the same state in a bare Engine and times ticks.
 func engineTicks(c *Cell) error {
 	perPool := c.Workers / c.Pools
-	cfgs := make([]scaler.PoolConfig, c.Pools)
+	cfgs := make([]engine.PoolConfig, c.Pools)
 	for i := range cfgs {
 		cfgs[i] = poolConfig(poolName(i), perPool)
 	}
-	eng := scaler.NewEngine(cfgs, 24*time.Hour)
+	eng := engine.NewEngine(cfgs, 24*time.Hour)
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	step := func() { now = now.Add(time.Microsecond) }
 	seq := 0
@@ -381,7 +381,7 @@ func engineTicks(c *Cell) error {
 	fx := eng.Take()
 	made := map[domain.PoolName][]domain.WorkerID{}
 	for _, op := range fx.Ops {
-		if op.Kind != scaler.OpCreate {
+		if op.Kind != engine.OpCreate {
 			continue
 		}
 		eng.OpDone(op.Pool, op.Kind, op.Worker, domain.Worker{ID: op.Worker, Pool: op.Pool, Provider: "fake", Phase: domain.PhaseReady, CreatedAt: now}, nil, now)

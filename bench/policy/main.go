@@ -19,9 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hodei/hodei-autoscaler/internal/app"
 	"github.com/hodei/hodei-autoscaler/internal/config"
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/sim"
 )
 
@@ -47,13 +46,13 @@ func main() {
 
 // poolFor is the pool defaults (config.PoolDefaults) with max_workers and
 // max_concurrent_provisioning raised, and mod applied.
-func poolFor(mod func(*config.Pool)) scaler.PoolConfig {
+func poolFor(mod func(*config.Pool)) (engine.PoolConfig, error) {
 	pc := config.PoolDefaults()
 	pc.Name, pc.MaxWorkers, pc.MaxConcurrentProvisioning = "default", benchMaxWorkers, benchMaxWorkers
 	if mod != nil {
 		mod(&pc)
 	}
-	return app.PoolConfig(config.Defaults(), pc)
+	return config.Defaults().EnginePool(pc)
 }
 
 type row struct {
@@ -62,8 +61,14 @@ type row struct {
 }
 
 func run(w io.Writer, speed bool) error {
-	def := poolFor(nil)
-	auto := poolFor(func(p *config.Pool) { p.IdleWorkers = config.IdleWorkers{Auto: true} })
+	def, err := poolFor(nil)
+	if err != nil {
+		return err
+	}
+	auto, err := poolFor(func(p *config.Pool) { p.IdleWorkers = config.IdleWorkers{Auto: true} })
+	if err != nil {
+		return err
+	}
 	p := prov.Median.Seconds()
 	fmt.Fprintf(w, "## Policy backtests (make bench-policy)\n\n")
 	fmt.Fprintf(w, "Simulator: `go run ./bench/policy`. Traces: the standard generated ones (seed %d; `autoscaler simulate --generate KIND --seed %d`, committed in testdata/traces). "+
@@ -93,11 +98,14 @@ func run(w io.Writer, speed bool) error {
 		if kind == sim.Burst {
 			// A known burst is what schedules are for: an operator who
 			// knows about Monday 09:00 raises min_workers just before.
-			sched := poolFor(func(p *config.Pool) {
+			sched, err := poolFor(func(p *config.Pool) {
 				p.IdleWorkers = config.IdleWorkers{Auto: true}
 				n := burstWorkers
 				p.Schedules = []config.Schedule{{Name: "monday-burst", Days: []string{"mon"}, Start: "08:59", End: "09:01", MinWorkers: &n}}
 			})
+			if err != nil {
+				return err
+			}
 			runs = append(runs, func() sim.Result {
 				return named(sim.RunEngine(tr, jobs, sched, prov, sim.StandardSeed, false), "auto + schedule: min_workers 330, Mon 08:59-09:01 UTC")
 			})
@@ -148,7 +156,7 @@ func run(w io.Writer, speed bool) error {
 		fmt.Fprintf(w, "\n### Simulator speed\n\n| trace | jobs | policy | wall time | worker-s |\n|---|---:|---|---:|---:|\n")
 		for _, c := range []struct {
 			name string
-			pc   scaler.PoolConfig
+			pc   engine.PoolConfig
 		}{{"default config", def}, {"idle_workers: auto", auto}} {
 			began := time.Now()
 			r := sim.RunEngine(tr, tr.Jobs, c.pc, prov, sim.StandardSeed, true)

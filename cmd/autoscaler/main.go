@@ -1,8 +1,9 @@
 // Command autoscaler is the hodei-autoscaler daemon and its tools:
 //
-//	autoscaler run --config FILE        the daemon (the default command)
-//	autoscaler validate --config FILE   check a config, print every problem
-//	autoscaler queue --pool P --count N publish job.queued events (for trying it out)
+//	autoscaler run [--config FILE | FILE]        the daemon (the default command)
+//	autoscaler validate [--config FILE | FILE]   check a config, print every problem
+//	autoscaler queue --pool P --count N          publish job.queued events (for trying it out)
+//	autoscaler simulate ...                      backtest a policy on a trace
 //	autoscaler version
 //
 // It only parses flags and wires parts together; the daemon lives in
@@ -10,23 +11,13 @@
 package main
 
 import (
-	"context"
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"runtime/debug"
 	"strings"
-	"syscall"
-	"time"
-
-	"github.com/rs/zerolog"
-
-	"github.com/hodei/hodei-autoscaler/internal/app"
-	"github.com/hodei/hodei-autoscaler/internal/config"
-	"github.com/hodei/hodei-autoscaler/internal/providers/factory"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -34,146 +25,187 @@ var version = "dev"
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+// command is one subcommand. Its run parses its own flags with
+// parseFlags, so "CMD --help" and "help CMD" print its usage.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+// commands lists the subcommands, in the order usage shows them (a
+// function, not a variable: help refers back to it).
+func commands() []command {
+	return []command{
+		{"run", "run [--config FILE | FILE] [--log-format json|console]\n                            run the daemon (the default command)", runDaemon},
+		{"validate", "validate [--config FILE | FILE]\n                            check a config; print every problem; exit 1 on any", validate},
+		{"queue", "queue [--config FILE | FILE] [--pool P] [--count N] [--duration 10s]\n                            publish job.queued events, to try the daemon out", queue},
+		{"simulate", "simulate [--config FILE] (--trace FILE | --generate KIND | --from-stream URL) [--compare] [--plot out.svg]\n                            backtest a policy on a trace in virtual time (docs/simulator.md)", simulate},
+		{"version", "version                   print the version (also --version)", printVersion},
+		{"help", "help [COMMAND]            print this list, or a command's flags", help},
 	}
-	switch cmd {
-	case "run":
-		return runDaemon(args, stderr)
-	case "validate":
-		return validate(args, stdout, stderr)
-	case "queue":
-		return queue(args, stdout, stderr)
-	case "simulate":
-		return simulate(args, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "hodei-autoscaler", version)
-		return 0
-	case "help", "-h", "--help":
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return runDaemon(nil, stdout, stderr)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
 		usage(stdout)
 		return 0
+	case "-version", "--version":
+		return printVersion(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "unknown command %q\n\n", cmd)
-	usage(stderr)
-	return 2
+	name := "run"
+	if !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	c := lookup(name)
+	if c == nil {
+		fmt.Fprintf(stderr, "unknown command %q\n\n", name)
+		usage(stderr)
+		return 2
+	}
+	return c.run(args, stdout, stderr)
+}
+
+func lookup(name string) *command {
+	for _, c := range commands() {
+		if c.name == name {
+			return &c
+		}
+	}
+	return nil
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: autoscaler [command] [flags]
-
-commands:
-  run --config FILE         run the daemon (default)
-  validate --config FILE    check a config; print every problem; exit 1 on any
-  queue --config FILE --pool P --count N [--duration 10s]
-                            publish job.queued events, to try the daemon out
-  simulate [--config FILE] (--trace FILE | --generate KIND | --from-stream URL) [--compare] [--plot out.svg]
-                            backtest a policy on a trace in virtual time (docs/simulator.md)
-  version                   print the version
-
+	fmt.Fprint(w, "usage: autoscaler [command] [flags]\n\ncommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %s\n", c.summary)
+	}
+	fmt.Fprint(w, `
+"autoscaler help COMMAND" or "autoscaler COMMAND --help" shows a command's flags.
 Every config key can be overridden by AUTOSCALER_<PATH> (e.g. AUTOSCALER_NATS_URL).
 `)
 }
 
+// help prints the command list, or one command's usage.
+func help(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("help", "help [COMMAND]", "Prints the commands, or the flags of one.")
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	switch fs.NArg() {
+	case 0:
+		usage(stdout)
+		return 0
+	case 1:
+		if c := lookup(fs.Arg(0)); c != nil {
+			return c.run([]string{"--help"}, stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "unknown command %q\n\n", fs.Arg(0))
+		usage(stderr)
+		return 2
+	}
+	return refuseArgs(fs, stderr, fs.Args()[1:])
+}
+
+func printVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("version", "version", "Prints the version.")
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return refuseArgs(fs, stderr, fs.Args())
+	}
+	fmt.Fprintln(stdout, "hodei-autoscaler", version)
+	return 0
+}
+
+// newFlags returns a command's flag set; its usage prints the synopsis,
+// the description and the flags.
+func newFlags(name, synopsis, description string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: autoscaler %s\n\n%s\n", synopsis, description)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(fs.Output(), "\nflags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses a command's flags. -h and --help print the usage on
+// stdout (exit 0); a bad flag prints the problem and the usage on stderr
+// (exit 2). done says whether the command must exit with code.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0, true
+	case err != nil:
+		_, _ = io.Copy(stderr, &out)
+		return 2, true
+	}
+	fs.SetOutput(stderr)
+	return 0, false
+}
+
+// refuseArgs reports positional arguments a command does not take.
+func refuseArgs(fs *flag.FlagSet, stderr io.Writer, extra []string) int {
+	fmt.Fprintf(stderr, "autoscaler %s: unexpected argument %q (see autoscaler %s --help)\n", fs.Name(), extra[0], fs.Name())
+	return 2
+}
+
+// configFlag adds --config, defaulting to $AUTOSCALER_CONFIG or config.yaml.
 func configFlag(fs *flag.FlagSet) *string {
 	def := os.Getenv("AUTOSCALER_CONFIG")
 	if def == "" {
 		def = "config.yaml"
 	}
-	return fs.String("config", def, "path to the YAML config (env AUTOSCALER_CONFIG)")
+	return fs.String("config", def, "path to the YAML config, also given as the one argument (env AUTOSCALER_CONFIG)")
 }
 
-func runDaemon(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := configFlag(fs)
-	logFormat := fs.String("log-format", "", "json or console (overrides log.format)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// parseConfigCommand parses the flags of a command that takes a config
+// and returns the config's path; done says whether the command must exit
+// with code (help asked for, a bad flag or argument).
+func parseConfigCommand(fs *flag.FlagSet, pathFlag *string, args []string, stdout, stderr io.Writer) (path string, code int, done bool) {
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return "", code, true
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "invalid config %s:\n%s\n", *path, indent(err))
-		return 1
+	path, ok := configPath(fs, *pathFlag, stderr)
+	if !ok {
+		return "", 2, true
 	}
-	if *logFormat != "" {
-		cfg.Log.Format = *logFormat
-	}
-	log, err := newLogger(cfg.Log, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	if cfg.MemoryLimit > 0 {
-		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	return path, 0, false
+}
 
-	log.Info().Str("version", version).Str("config", *path).Str("name", cfg.Name).Int("pools", len(cfg.Pools)).Msg("starting")
-	a, err := app.New(ctx, cfg, app.Options{Logger: log})
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return 0
+// configPath is the config file of a command that takes one: --config, or
+// its one positional argument. Both at once, or more arguments, are refused
+// (ok false, the problem written to stderr).
+func configPath(fs *flag.FlagSet, flagValue string, stderr io.Writer) (path string, ok bool) {
+	switch fs.NArg() {
+	case 0:
+		return flagValue, true
+	case 1:
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "config" })
+		if set {
+			fmt.Fprintf(stderr, "autoscaler %s: the config is given twice (--config %s and %s): give one\n", fs.Name(), flagValue, fs.Arg(0))
+			return "", false
 		}
-		log.Error().Err(err).Msg("cannot start")
-		return 1
+		return fs.Arg(0), true
 	}
-	log.Info().Str("http", a.HTTPAddr()).Str("nats", a.BusURL()).Msg("ready to scale")
-	if err := a.Run(ctx); err != nil {
-		log.Error().Err(err).Msg("stopped")
-		return 1
-	}
-	return 0
-}
-
-func validate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s is invalid:\n%s\n", *path, indent(err))
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s is valid: %d pool(s)\n", *path, len(cfg.Pools))
-	for _, p := range cfg.Pools {
-		fmt.Fprintf(stdout, "  %s: provider %s, workers %d..%d, %d job(s) per worker\n", p.Name, p.Provider, p.MinWorkers, p.MaxWorkers, p.JobsPerWorker)
-	}
-	return 0
-}
-
-// loadConfig reads, validates and checks the config with each pool's
-// provider, reporting every problem, before anything connects.
-func loadConfig(path string) (config.Config, error) {
-	cfg, err := config.Load(path, os.Environ())
-	if err != nil {
-		return cfg, err
-	}
-	var errs []error
-	for i, p := range cfg.Pools {
-		if err := factory.Validate(p); err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				errs = append(errs, fmt.Errorf("pools[%d] (%s).%s", i, p.Name, line))
-			}
-		}
-	}
-	return cfg, errors.Join(errs...)
-}
-
-func newLogger(c config.Log, w io.Writer) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(strings.ToLower(c.Level))
-	if err != nil {
-		return zerolog.Logger{}, fmt.Errorf("log.level: %w", err)
-	}
-	if c.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
-	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	refuseArgs(fs, stderr, fs.Args()[1:])
+	return "", false
 }
 
 func indent(err error) string {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -18,19 +17,20 @@ import (
 // queue publishes job.queued events, so a new user can see the daemon
 // scale without writing a scheduler.
 func queue(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("queue", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := configFlag(fs)
+	fs := newFlags("queue", "queue [--config FILE | FILE] [--pool P] [--count N] [--duration 10s] [--nats URL]",
+		"Publishes job.queued events on the config's bus, so you can watch the daemon scale\nwithout a scheduler; the example worker runs each job for --duration.")
+	pathFlag := configFlag(fs)
 	pool := fs.String("pool", "", "pool to queue jobs for (default: the config's first pool)")
 	count := fs.Int("count", 1, "number of jobs")
 	duration := fs.Duration("duration", 10*time.Second, "how long each job runs on the example worker")
 	url := fs.String("nats", "", "NATS URL (default: the config's, or nats://127.0.0.1:4222 for embedded)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	path, code, done := parseConfigCommand(fs, pathFlag, args, stdout, stderr)
+	if done {
+		return code
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "invalid config %s:\n%s\n", *path, indent(err))
+		fmt.Fprintf(stderr, "invalid config %s:\n%s\n", path, indent(err))
 		return 1
 	}
 	if *pool == "" {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,9 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/hodei/hodei-autoscaler/internal/app"
 	"github.com/hodei/hodei-autoscaler/internal/config"
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/sim"
 )
 
@@ -23,130 +21,153 @@ import (
 // given: high, so that the policy, not the cap, shapes the result.
 const simMaxWorkers = 1000
 
+// simFlags are simulate's flags.
+type simFlags struct {
+	cfgPath, idle, plot, saveTrace string
+	compare, asJSON                bool
+	src                            traceSource
+	prov                           sim.Provisioning
+}
+
 func simulate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: autoscaler simulate [--config FILE] (--trace FILE | --generate KIND | --from-stream URL) [flags]
-
-Replays a trace of jobs in virtual time through the autoscaler's own engine
-and policy, with a simulated provider, and reports per pool the jobs' queue
-waits, the worker-seconds they cost, utilization, workers started and
-stopped and the peak. See docs/simulator.md.
-
-`)
-		fs.PrintDefaults()
+	f, code, done := parseSimulate(args, stdout, stderr)
+	if done {
+		return code
 	}
-	cfgPath := fs.String("config", "", "config whose pools to simulate (default: the pool defaults, max_workers "+strconv.Itoa(simMaxWorkers)+", for every pool of the trace)")
-	tracePath := fs.String("trace", "", "trace file: CSV (job_id,pool,queued_at,duration) or NDJSON CloudEvents; - for stdin")
-	generate := fs.String("generate", "", "generate a trace: steady, burst or diurnal")
-	seed := fs.Uint64("seed", 1, "seed of the generated trace and of the provisioning times")
-	span := fs.Duration("span", 0, "length of a generated trace (default: the kind's standard)")
-	rate := fs.Float64("rate", 0, "mean arrivals per hour of a generated trace (default: the kind's standard)")
-	fromStream := fs.String("from-stream", "", "read the retained HODEI_JOBS stream of a running deployment at this NATS URL")
-	prefix := fs.String("subject-prefix", "", "nats.subject_prefix of that deployment (default: the config's, or hodei)")
-	creds := fs.String("nats-creds", "", "NATS credentials file for --from-stream")
-	start := fs.String("start", "", "RFC 3339 start of a CSV trace with relative times (default "+sim.DefaultStart.Format(time.RFC3339)+")")
-	provMedian := fs.Duration("provision", 20*time.Second, "median provisioning time of the simulated provider")
-	provP95 := fs.Duration("provision-p95", 30*time.Second, "95th percentile of the provisioning time (log-normal); not above --provision: fixed")
-	idle := fs.String("idle-workers", "", "override idle_workers of every pool (a count or auto)")
-	compare := fs.Bool("compare", false, "also run the oracle and the other autoscalers' formulas")
-	asJSON := fs.Bool("json", false, "write the report as JSON instead of Markdown")
-	plot := fs.String("plot", "", "write an SVG plot of pending jobs, desired and actual workers over time")
-	saveTrace := fs.String("save-trace", "", "write the trace used as CSV (for example to keep a generated one)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cfg, err := simConfig(f.cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
 	}
-	sources := 0
-	for _, s := range []string{*tracePath, *generate, *fromStream} {
-		if s != "" {
-			sources++
-		}
-	}
-	if sources != 1 || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "simulate needs exactly one of --trace, --generate or --from-stream")
-		fs.Usage()
-		return 2
-	}
-
-	var cfg config.Config
-	if *cfgPath != "" {
-		var err error
-		if cfg, err = config.Load(*cfgPath, os.Environ()); err != nil {
-			fmt.Fprintf(stderr, "invalid config %s:\n%s\n", *cfgPath, indent(err))
-			return 1
-		}
-	} else {
-		cfg = config.Defaults()
-	}
-
+	f.src.cfg, f.src.hasCfg = cfg, f.cfgPath != ""
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	tr, name, err := loadTrace(ctx, traceSource{path: *tracePath, kind: *generate, seed: *seed, span: *span, rate: *rate,
-		stream: *fromStream, prefix: *prefix, creds: *creds, start: *start, cfg: cfg, hasCfg: *cfgPath != ""})
+	tr, name, err := loadTrace(ctx, f.src)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if *saveTrace != "" {
-		if err := writeFile(*saveTrace, func(w io.Writer) error { return sim.WriteCSV(w, tr) }); err != nil {
+	if f.saveTrace != "" {
+		if err := writeFile(f.saveTrace, func(w io.Writer) error { return sim.WriteCSV(w, tr) }); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
 	}
-
-	if *cfgPath == "" {
-		for _, p := range tr.Pools() {
-			pc := config.PoolDefaults()
-			pc.Name, pc.MaxWorkers, pc.MaxConcurrentProvisioning = p, simMaxWorkers, simMaxWorkers
-			cfg.Pools = append(cfg.Pools, pc)
-		}
-	}
-	var pools []scaler.PoolConfig
-	for _, pc := range cfg.Pools {
-		if *idle != "" {
-			if *idle == "auto" {
-				pc.IdleWorkers = config.IdleWorkers{Auto: true}
-			} else if n, err := strconv.Atoi(*idle); err == nil && n >= 0 {
-				pc.IdleWorkers = config.IdleWorkers{Count: n}
-			} else {
-				fmt.Fprintf(stderr, "--idle-workers %q: want a count or auto\n", *idle)
-				return 2
-			}
-		}
-		pools = append(pools, app.PoolConfig(cfg, pc))
-	}
-	label := "config"
-	if *cfgPath == "" {
-		label = "defaults"
-	}
-	if *idle != "" {
-		label += ", idle_workers " + *idle
+	pools, label, err := simPools(cfg, f, tr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
 	}
 	rep, err := sim.Simulate(sim.Options{
-		Trace: tr, Name: name, Pools: pools, Label: label, Seed: *seed, Compare: *compare, Timeline: *plot != "",
-		Provisioning: sim.Provisioning{Median: *provMedian, P95: *provP95},
+		Trace: tr, Name: name, Pools: pools, Label: label, Seed: f.src.seed, Compare: f.compare, Timeline: f.plot != "",
+		Provisioning: f.prov,
 	})
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	if *plot != "" {
-		if err := writeFile(*plot, func(w io.Writer) error { return sim.WritePlot(w, rep.Charts(tr.Start)) }); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-	}
-	if *asJSON {
-		err = rep.WriteJSON(stdout)
-	} else {
-		err = rep.WriteMarkdown(stdout)
+	if err == nil {
+		err = writeReport(rep, tr, f, stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	return 0
+}
+
+func parseSimulate(args []string, stdout, stderr io.Writer) (f simFlags, code int, done bool) {
+	fs := newFlags("simulate", "simulate [--config FILE] (--trace FILE | --generate KIND | --from-stream URL) [flags]", `Replays a trace of jobs in virtual time through the autoscaler's own engine
+and policy, with a simulated provider, and reports per pool the jobs' queue
+waits, the worker-seconds they cost, utilization, workers started and
+stopped and the peak. See docs/simulator.md.`)
+	fs.StringVar(&f.cfgPath, "config", "", "config whose pools to simulate (default: the pool defaults, max_workers "+strconv.Itoa(simMaxWorkers)+", for every pool of the trace)")
+	fs.StringVar(&f.src.path, "trace", "", "trace file: CSV (job_id,pool,queued_at,duration) or NDJSON CloudEvents; - for stdin")
+	fs.StringVar(&f.src.kind, "generate", "", "generate a trace: steady, burst or diurnal")
+	fs.Uint64Var(&f.src.seed, "seed", 1, "seed of the generated trace and of the provisioning times")
+	fs.DurationVar(&f.src.span, "span", 0, "length of a generated trace (default: the kind's standard)")
+	fs.Float64Var(&f.src.rate, "rate", 0, "mean arrivals per hour of a generated trace (default: the kind's standard)")
+	fs.StringVar(&f.src.stream, "from-stream", "", "read the retained HODEI_JOBS stream of a running deployment at this NATS URL")
+	fs.StringVar(&f.src.prefix, "subject-prefix", "", "nats.subject_prefix of that deployment (default: the config's, or hodei)")
+	fs.StringVar(&f.src.creds, "nats-creds", "", "NATS credentials file for --from-stream")
+	fs.StringVar(&f.src.start, "start", "", "RFC 3339 start of a CSV trace with relative times (default "+sim.DefaultStart.Format(time.RFC3339)+")")
+	fs.DurationVar(&f.prov.Median, "provision", 20*time.Second, "median provisioning time of the simulated provider")
+	fs.DurationVar(&f.prov.P95, "provision-p95", 30*time.Second, "95th percentile of the provisioning time (log-normal); not above --provision: fixed")
+	fs.StringVar(&f.idle, "idle-workers", "", "override idle_workers of every pool (a count or auto)")
+	fs.BoolVar(&f.compare, "compare", false, "also run the oracle and the other autoscalers' formulas")
+	fs.BoolVar(&f.asJSON, "json", false, "write the report as JSON instead of Markdown")
+	fs.StringVar(&f.plot, "plot", "", "write an SVG plot of pending jobs, desired and actual workers over time")
+	fs.StringVar(&f.saveTrace, "save-trace", "", "write the trace used as CSV (for example to keep a generated one)")
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return f, code, true
+	}
+	if fs.NArg() > 0 {
+		return f, refuseArgs(fs, stderr, fs.Args()), true
+	}
+	sources := 0
+	for _, s := range []string{f.src.path, f.src.kind, f.src.stream} {
+		if s != "" {
+			sources++
+		}
+	}
+	if sources != 1 {
+		fmt.Fprintln(stderr, "simulate needs exactly one of --trace, --generate or --from-stream")
+		fs.Usage()
+		return f, 2, true
+	}
+	return f, 0, false
+}
+
+// simConfig is the config to simulate: the file, or the defaults.
+func simConfig(path string) (config.Config, error) {
+	if path == "" {
+		return config.Defaults(), nil
+	}
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		return cfg, fmt.Errorf("invalid config %s:\n%s", path, indent(err))
+	}
+	return cfg, nil
+}
+
+// simPools converts the pools to simulate (the config's, or one per pool
+// of the trace with the defaults), with --idle-workers applied, and names
+// the run.
+func simPools(cfg config.Config, f simFlags, tr *sim.Trace) ([]engine.PoolConfig, string, error) {
+	label := "config"
+	if f.cfgPath == "" {
+		label = "defaults"
+		for _, p := range tr.Pools() {
+			pc := config.PoolDefaults()
+			pc.Name, pc.MaxWorkers, pc.MaxConcurrentProvisioning = p, simMaxWorkers, simMaxWorkers
+			cfg.Pools = append(cfg.Pools, pc)
+		}
+	}
+	if f.idle != "" {
+		var idle config.IdleWorkers
+		if f.idle == "auto" {
+			idle.Auto = true
+		} else if n, err := strconv.Atoi(f.idle); err == nil && n >= 0 {
+			idle.Count = n
+		} else {
+			return nil, "", fmt.Errorf("--idle-workers %q: want a count or auto", f.idle)
+		}
+		for i := range cfg.Pools {
+			cfg.Pools[i].IdleWorkers = idle
+		}
+		label += ", idle_workers " + f.idle
+	}
+	pools, err := cfg.EnginePools()
+	return pools, label, err
+}
+
+// writeReport writes the plot, if asked for, and the report.
+func writeReport(rep *sim.Report, tr *sim.Trace, f simFlags, stdout io.Writer) error {
+	if f.plot != "" {
+		if err := writeFile(f.plot, func(w io.Writer) error { return sim.WritePlot(w, rep.Charts(tr.Start)) }); err != nil {
+			return err
+		}
+	}
+	if f.asJSON {
+		return rep.WriteJSON(stdout)
+	}
+	return rep.WriteMarkdown(stdout)
 }
 
 type traceSource struct {

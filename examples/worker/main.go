@@ -34,6 +34,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hodei/hodei-autoscaler/internal/clock"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 )
 
@@ -199,7 +200,7 @@ func (w *worker) bind(ctx context.Context) (jetstream.Consumer, bool) {
 				w.log.Printf("binding consumer %s: %v; retrying", cfg.Durable, err)
 			}
 		}
-		if !sleep(ctx, w.s.RetryDelay) {
+		if !clock.Sleep(ctx, w.s.RetryDelay) {
 			return nil, false
 		}
 	}
@@ -242,7 +243,7 @@ func (w *worker) work(ctx context.Context) {
 				}
 				continue
 			}
-			if !sleep(ctx, w.s.RetryDelay) {
+			if !clock.Sleep(ctx, w.s.RetryDelay) {
 				return
 			}
 			continue
@@ -405,18 +406,6 @@ func (w *worker) publish(kind domain.JobKind, jobID string, outcome domain.Outco
 		}
 		time.Sleep(delay)
 		delay *= 2
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -18,13 +18,13 @@ import (
 
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/httpapi"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
-	"github.com/hodei/hodei-autoscaler/internal/policy"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/providers/factory"
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
+	"github.com/hodei/hodei-autoscaler/internal/reconciler"
 )
 
 // ProviderFactory builds a pool's provider. Tests and benchmarks may
@@ -48,7 +48,7 @@ type App struct {
 	m     *metrics.Metrics
 	bus   *events.Bus
 	provs map[domain.PoolName]providers.Provider
-	rec   *scaler.Reconciler
+	rec   *reconciler.Reconciler
 	pub   *events.Publisher
 	ln    net.Listener
 	srv   *http.Server
@@ -72,16 +72,17 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if build == nil {
 		build = factory.New
 	}
-	pools := make([]scaler.PoolConfig, 0, len(cfg.Pools))
-	for _, pc := range cfg.Pools {
+	pools, err := cfg.EnginePools()
+	if err != nil {
+		return nil, err
+	}
+	for i, pc := range cfg.Pools {
 		p, err := build(cfg.Name, pc, a.log)
 		if err != nil {
 			return nil, err
 		}
 		a.provs[pc.PoolName()] = p
-		c := PoolConfig(cfg, pc)
-		c.Provider = p.Name()
-		pools = append(pools, c)
+		pools[i].Provider = p.Name()
 	}
 
 	a.bus, err = events.Connect(ctx, cfg.NATS, a.log.With().Str("component", "bus").Logger())
@@ -92,8 +93,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		a.log.With().Str("component", "publisher").Logger(),
 		func(typ, result string) { a.m.Published.WithLabelValues(typ, result).Inc() })
 
-	eng := scaler.NewEngine(pools, cfg.Reconcile.MaxJobAge.D())
-	a.rec = scaler.NewReconciler(eng, a.provs, a.pub, a.m, a.log.With().Str("component", "reconciler").Logger(), scaler.Options{
+	eng := engine.NewEngine(pools, cfg.Reconcile.MaxJobAge.D())
+	a.rec = reconciler.New(eng, a.provs, a.pub, a.m, a.log.With().Str("component", "reconciler").Logger(), reconciler.Options{
 		Interval:         cfg.Reconcile.Interval.D(),
 		ResyncInterval:   cfg.Reconcile.ResyncInterval.D(),
 		ProviderTimeout:  cfg.Reconcile.ProviderTimeout.D(),
@@ -114,39 +115,6 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	return a, nil
-}
-
-// PoolConfig turns a pool's configuration into the engine's.
-func PoolConfig(cfg config.Config, pc config.Pool) scaler.PoolConfig {
-	// Validated already: the limits parse.
-	up, _ := pc.ScaleUp.Max.Limit(pc.ScaleUp.Period)
-	down, _ := pc.ScaleDown.Max.Limit(pc.ScaleDown.Period)
-	return scaler.PoolConfig{
-		Name:     pc.PoolName(),
-		Provider: pc.Provider,
-		Settings: policy.Settings{
-			MinWorkers:                pc.MinWorkers,
-			MaxWorkers:                pc.MaxWorkers,
-			JobsPerWorker:             pc.JobsPerWorker,
-			IdleWorkers:               pc.IdleWorkers.Count,
-			IdleAuto:                  pc.IdleWorkers.Auto,
-			MaxIdleWorkers:            pc.MaxIdleWorkers,
-			ArrivalWindow:             pc.ArrivalRateWindow.D(),
-			Schedules:                 pc.PolicySchedules(),
-			ScaleUp:                   policy.Behavior{Limit: up, Cooldown: pc.ScaleUp.Cooldown.D()},
-			ScaleDown:                 policy.Behavior{Limit: down, Cooldown: pc.ScaleDown.Cooldown.D()},
-			StabilizationWindow:       pc.ScaleDown.StabilizationWindow.D(),
-			MaxJobsPerWorker:          pc.MaxJobsPerWorker,
-			IdleTimeout:               pc.IdleTimeout.D(),
-			ProvisionTimeout:          pc.ProvisionTimeout.D(),
-			MaxConcurrentProvisioning: pc.MaxConcurrentProvisioning,
-		},
-		DryRun:       pc.IsDryRun(cfg.DryRun),
-		StopGrace:    pc.StopGracePeriod.D(),
-		RetryInitial: cfg.Reconcile.RetryInitial.D(),
-		RetryMax:     cfg.Reconcile.RetryMax.D(),
-		RetryJitter:  0.2,
-	}
 }
 
 func (a *App) checks() []httpapi.Check {
@@ -202,7 +170,7 @@ func (a *App) Ready() bool {
 }
 
 // Status returns every pool's status (as /v1/pools).
-func (a *App) Status() []scaler.PoolStatus { return a.rec.Status() }
+func (a *App) Status() []reconciler.PoolStatus { return a.rec.Status() }
 
 // Run scales until ctx ends, then shuts down in order: stop consuming,
 // let the reconciler finish or abandon provider calls (shutdown.timeout),
@@ -210,76 +178,92 @@ func (a *App) Status() []scaler.PoolStatus { return a.rec.Status() }
 // after a clean shutdown.
 func (a *App) Run(ctx context.Context) error {
 	defer a.close()
-	a.m.BusConnected.Set(b2f(a.bus.Connected()))
+	p := a.start(ctx)
+	defer p.abandonPublish()
+	defer p.stopRec()
+	defer p.stopConsumer()
+	runErr := a.watch(ctx, p)
+	a.shutdown(p, runErr == nil)
+	return runErr
+}
 
-	httpErr := make(chan error, 1)
+// parts are the goroutines Run starts, and how to stop each.
+type parts struct {
+	httpErr, recDone chan error
+	consumer         sync.WaitGroup
+	// stopConsumer ends the consumer; stopRec the reconciler, which
+	// outlives ctx so that it stops only after the consumer has;
+	// abandonPublish drops what the publisher still holds.
+	stopConsumer, stopRec, abandonPublish context.CancelFunc
+}
+
+// start runs the HTTP server, the publisher, the reconciler and the job
+// stream consumer.
+func (a *App) start(ctx context.Context) *parts {
+	p := &parts{httpErr: make(chan error, 1), recDone: make(chan error, 1)}
+	metrics.SetBool(a.m.BusConnected, a.bus.Connected())
 	go func() {
 		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
-			httpErr <- err
+			p.httpErr <- err
 		}
 	}()
 
-	pubCtx, abandonPublish := context.WithCancel(context.WithoutCancel(ctx))
-	defer abandonPublish()
+	var pubCtx, recCtx, consCtx context.Context
+	pubCtx, p.abandonPublish = context.WithCancel(context.WithoutCancel(ctx))
 	go func() { _ = a.pub.Run(pubCtx) }()
+	recCtx, p.stopRec = context.WithCancel(context.WithoutCancel(ctx))
+	go func() { p.recDone <- a.rec.Run(recCtx) }()
 
-	// The reconciler outlives ctx: it stops only once the consumer has
-	// (stopRec below), so the shutdown order holds.
-	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRec()
-	recDone := make(chan error, 1)
-	go func() { recDone <- a.rec.Run(recCtx) }()
-
-	consCtx, stopConsumer := context.WithCancel(ctx)
-	defer stopConsumer()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	consCtx, p.stopConsumer = context.WithCancel(ctx)
+	p.consumer.Go(func() {
 		c := &events.Consumer{
 			JS:      a.bus.JS,
 			Decoder: events.Decoder{Subjects: a.bus.Subjects, MaxBytes: a.cfg.NATS.MaxEventBytes},
 			Log:     a.log.With().Str("component", "consumer").Logger(),
 		}
-		err := c.Run(consCtx, func(d events.Delivery) { a.rec.Deliver(d) })
+		err := c.Run(consCtx, func(d domain.Delivery) { a.rec.Deliver(d) })
 		if err != nil && consCtx.Err() == nil {
 			a.log.Error().Err(err).Msg("job stream consumer stopped")
 		}
-	}()
+	})
+	return p
+}
 
+// watch waits for ctx to end or for a part to fail, and keeps the bus
+// gauge current.
+func (a *App) watch(ctx context.Context, p *parts) error {
 	busTick := time.NewTicker(time.Second)
 	defer busTick.Stop()
-	var runErr error
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
-		case err := <-httpErr:
-			runErr = fmt.Errorf("http server: %w", err)
-			break loop
-		case err := <-recDone:
-			runErr = fmt.Errorf("reconciler stopped: %w", err)
-			break loop
+			return nil
+		case err := <-p.httpErr:
+			return fmt.Errorf("http server: %w", err)
+		case err := <-p.recDone:
+			return fmt.Errorf("reconciler stopped: %w", err)
 		case <-busTick.C:
-			a.m.BusConnected.Set(b2f(a.bus.Connected()))
+			metrics.SetBool(a.m.BusConnected, a.bus.Connected())
 			if err := a.bus.Closed(); err != nil {
 				// The client will never reconnect (credentials rejected):
 				// exit, so a supervisor restarts the daemon, which then
 				// reads its secrets again.
-				runErr = err
-				break loop
+				return err
 			}
 		}
 	}
+}
 
+// shutdown stops the parts in order within shutdown.timeout. waitRec says
+// whether the reconciler is still running (it has not failed).
+func (a *App) shutdown(p *parts, waitRec bool) {
 	start := time.Now()
 	a.log.Info().Msg("shutting down: consumer first")
-	stopConsumer()
-	wg.Wait()
-	stopRec()
-	if runErr == nil {
-		<-recDone
+	p.stopConsumer()
+	p.consumer.Wait()
+	p.stopRec()
+	if waitRec {
+		<-p.recDone
 	}
 	a.pub.Close()
 	left := a.cfg.Shutdown.Timeout.D() - time.Since(start)
@@ -287,14 +271,13 @@ loop:
 	case <-a.pub.Done():
 	case <-time.After(max(left, time.Second)):
 		a.log.Warn().Int("unpublished", a.pub.Pending()).Msg("shutdown timeout: abandoning unpublished events")
-		abandonPublish()
+		p.abandonPublish()
 		<-a.pub.Done()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = a.srv.Shutdown(sctx)
-	a.log.Info().Dur("took", time.Since(start)).Msg("shutdown complete")
-	return runErr
+	a.log.Info().Stringer("took", time.Since(start)).Msg("shutdown complete")
 }
 
 func (a *App) close() {
@@ -309,11 +292,4 @@ func (a *App) close() {
 			_ = c.Close()
 		}
 	}
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

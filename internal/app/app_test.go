@@ -15,7 +15,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
+	"github.com/hodei/hodei-autoscaler/internal/reconciler"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
 )
@@ -82,7 +82,7 @@ func startApp(t *testing.T, cfg config.Config, provs map[string]providers.Provid
 	return r
 }
 
-func pool(t *testing.T, a *App, name string) scaler.PoolStatus {
+func pool(t *testing.T, a *App, name string) reconciler.PoolStatus {
 	t.Helper()
 	for _, s := range a.Status() {
 		if s.Pool == name {
@@ -90,7 +90,7 @@ func pool(t *testing.T, a *App, name string) scaler.PoolStatus {
 		}
 	}
 	t.Fatalf("no pool %s", name)
-	return scaler.PoolStatus{}
+	return reconciler.PoolStatus{}
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -110,6 +110,7 @@ type Reconcile struct {
 	MaxJobAge        Duration `yaml:"max_job_age"`
 	RetryInitial     Duration `yaml:"retry_initial"`
 	RetryMax         Duration `yaml:"retry_max"`
+	RetryJitter      float64  `yaml:"retry_jitter"`
 	BreakerFailures  int      `yaml:"breaker_failures"`
 	BreakerCooldown  Duration `yaml:"breaker_cooldown"`
 	MaxConcurrentOps int      `yaml:"max_concurrent_ops"`
@@ -237,6 +238,7 @@ func Defaults() Config {
 			MaxJobAge:        Duration(24 * time.Hour),
 			RetryInitial:     Duration(time.Second),
 			RetryMax:         Duration(5 * time.Minute),
+			RetryJitter:      0.2,
 			BreakerFailures:  5,
 			BreakerCooldown:  Duration(30 * time.Second),
 			MaxConcurrentOps: 64,

@@ -135,3 +135,26 @@ func eq(t *testing.T, what string, got, want any) {
 		t.Errorf("%s = %#v, want %#v", what, got, want)
 	}
 }
+
+// With pools "default" and "default_max", AUTOSCALER_POOLS_DEFAULT_MAX_IDLE_WORKERS
+// spells default.max_idle_workers and default_max.idle_workers. It used to
+// set both; now it is refused, naming both keys and the fix, and neither
+// pool is changed. Variables that name one key still apply.
+func TestEnvOverrideNamingTwoKeysIsRefused(t *testing.T) {
+	const yml = `
+pools:
+  - name: default
+    docker: {image: img}
+  - name: default_max
+    docker: {image: img}
+`
+	got := wantProblems(t, yml, []string{"AUTOSCALER_POOLS_DEFAULT_MAX_IDLE_WORKERS=7"},
+		"AUTOSCALER_POOLS_DEFAULT_MAX_IDLE_WORKERS|pools[default].max_idle_workers|pools[default_max].idle_workers|applied to neither|rename a pool")
+	if len(got) != 1 {
+		t.Errorf("want one problem, got %q", got)
+	}
+	c := mustParse(t, yml, "AUTOSCALER_POOLS_DEFAULT_MAX_WORKERS=4", "AUTOSCALER_POOLS_DEFAULT_MAX_MAX_WORKERS=6")
+	eq(t, "pools[default].max_workers", c.Pools[0].MaxWorkers, 4)
+	eq(t, "pools[default_max].max_workers", c.Pools[1].MaxWorkers, 6)
+	eq(t, "pools[default].max_idle_workers", c.Pools[0].MaxIdleWorkers, 0)
+}

@@ -482,8 +482,38 @@ func EnvName(parts ...string) string {
 // applyEnv overrides leaves from AUTOSCALER_* variables. The value is read
 // as YAML, so lists and maps can be given in flow style (["a","b"]).
 // Unknown AUTOSCALER_* variables are errors, so a typo does not pass
-// silently.
+// silently, and so is a variable that names two keys (pools "default" and
+// "default_max" both spell AUTOSCALER_POOLS_DEFAULT_MAX_IDLE_WORKERS): it
+// is applied to neither.
 func applyEnv(cfg *Config, environ []string) error {
+	env := autoscalerEnv(environ)
+	if len(env) == 0 {
+		return nil
+	}
+	leaves := envLeaves(cfg)
+	var problems []error
+	for key, raw := range env {
+		switch ls := leaves[key]; {
+		case len(ls) == 0 && !ignoredEnv[key]:
+			problems = append(problems, fmt.Errorf("%s: no config key has this name; see config.example.yaml for the keys (pools are addressed by name, e.g. %s)", key, EnvName("pools", "default", "max_workers")))
+		case len(ls) > 1:
+			paths := make([]string, len(ls))
+			for i, l := range ls {
+				paths[i] = l.path
+			}
+			problems = append(problems, fmt.Errorf("%s: names %s at once, so it is applied to neither: set the key in the config file instead, or rename a pool so that no pool name and key spell another's", key, strings.Join(paths, " and ")))
+		case len(ls) == 1:
+			if err := setFromEnv(ls[0].v, raw); err != nil {
+				problems = append(problems, fmt.Errorf("%s (from %s): %w", ls[0].path, key, err))
+			}
+		}
+	}
+	sort.Slice(problems, func(i, j int) bool { return problems[i].Error() < problems[j].Error() })
+	return errors.Join(problems...)
+}
+
+// autoscalerEnv picks the AUTOSCALER_* variables out of environ.
+func autoscalerEnv(environ []string) map[string]string {
 	env := map[string]string{}
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
@@ -491,78 +521,78 @@ func applyEnv(cfg *Config, environ []string) error {
 			env[k] = v
 		}
 	}
-	if len(env) == 0 {
-		return nil
-	}
-	used := map[string]bool{}
-	var problems []error
+	return env
+}
+
+// envLeaf is a config key that an environment variable overrides.
+type envLeaf struct {
+	path string        // as validation names it: pools[default].max_workers
+	v    reflect.Value // the field, settable
+}
+
+// envLeaves maps every variable name to the keys it spells: one, unless
+// pool names make two keys spell the same name.
+func envLeaves(cfg *Config) map[string][]envLeaf {
+	leaves := map[string][]envLeaf{}
 	var walk func(v reflect.Value, names []string, path string)
 	walk = func(v reflect.Value, names []string, path string) {
 		t := v.Type()
-		if t.Kind() == reflect.Struct && t != reflect.TypeFor[IdleWorkers]() {
-			for i := range t.NumField() {
-				f := t.Field(i)
-				name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-				if name == "" || name == "-" {
-					continue
-				}
-				fv := v.Field(i)
-				if f.Type == reflect.TypeFor[[]Pool]() {
-					for j := range fv.Len() {
-						p := fv.Index(j)
-						pname := p.FieldByName("Name").String()
-						walk(p, append(append([]string(nil), names...), name, pname), fmt.Sprintf("pools[%s]", pname))
-					}
-					continue
-				}
-				walk(fv, append(append([]string(nil), names...), name), joinPath(path, name))
+		if t.Kind() != reflect.Struct || t == reflect.TypeFor[IdleWorkers]() {
+			name := EnvName(names...)
+			leaves[name] = append(leaves[name], envLeaf{path, v})
+			return
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
 			}
-			return
-		}
-		key := EnvName(names...)
-		raw, ok := env[key]
-		if !ok {
-			return
-		}
-		used[key] = true
-		if t.Kind() == reflect.String {
-			// Taken verbatim: passwords and URLs need no YAML quoting.
-			v.SetString(raw)
-			return
-		}
-		target := reflect.New(t)
-		if t.Kind() == reflect.Pointer {
-			target = reflect.New(t.Elem())
-		}
-		var node yaml.Node
-		if yaml.Unmarshal([]byte(raw), &node) == nil && len(node.Content) > 0 && fractional(node.Content[0], t) {
-			problems = append(problems, fmt.Errorf("%s (from %s): expected %s, got %q", path, key, describe(t), raw))
-			return
-		}
-		if err := yaml.Unmarshal([]byte(raw), target.Interface()); err != nil {
-			var te *yaml.TypeError
-			if errors.As(err, &te) && t.Kind() != reflect.Interface {
-				err = fmt.Errorf("expected %s, got %q", describe(t), raw)
-			} else {
-				err = yamlError(err)
+			fv := v.Field(i)
+			if f.Type != reflect.TypeFor[[]Pool]() {
+				walk(fv, append(slices.Clone(names), name), joinPath(path, name))
+				continue
 			}
-			problems = append(problems, fmt.Errorf("%s (from %s): %w", path, key, err))
-			return
-		}
-		if t.Kind() == reflect.Pointer {
-			v.Set(target)
-		} else {
-			v.Set(target.Elem())
+			for j := range fv.Len() {
+				p := fv.Index(j)
+				pname := p.FieldByName("Name").String()
+				walk(p, append(slices.Clone(names), name, pname), fmt.Sprintf("pools[%s]", pname))
+			}
 		}
 	}
 	walk(reflect.ValueOf(cfg).Elem(), nil, "")
-	for k := range env {
-		if !used[k] && !ignoredEnv[k] {
-			problems = append(problems, fmt.Errorf("%s: no config key has this name; see config.example.yaml for the keys (pools are addressed by name, e.g. %s)", k, EnvName("pools", "default", "max_workers")))
-		}
+	return leaves
+}
+
+// setFromEnv sets v from a variable's value: strings verbatim (passwords
+// and URLs need no YAML quoting), everything else read as YAML.
+func setFromEnv(v reflect.Value, raw string) error {
+	t := v.Type()
+	if t.Kind() == reflect.String {
+		v.SetString(raw)
+		return nil
 	}
-	sort.Slice(problems, func(i, j int) bool { return problems[i].Error() < problems[j].Error() })
-	return errors.Join(problems...)
+	target := reflect.New(t)
+	if t.Kind() == reflect.Pointer {
+		target = reflect.New(t.Elem())
+	}
+	var node yaml.Node
+	if yaml.Unmarshal([]byte(raw), &node) == nil && len(node.Content) > 0 && fractional(node.Content[0], t) {
+		return fmt.Errorf("expected %s, got %q", describe(t), raw)
+	}
+	if err := yaml.Unmarshal([]byte(raw), target.Interface()); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) && t.Kind() != reflect.Interface {
+			return fmt.Errorf("expected %s, got %q", describe(t), raw)
+		}
+		return yamlError(err)
+	}
+	if t.Kind() == reflect.Pointer {
+		v.Set(target)
+	} else {
+		v.Set(target.Elem())
+	}
+	return nil
 }
 
 // ignoredEnv are AUTOSCALER_* variables that are not config keys.

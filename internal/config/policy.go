@@ -121,10 +121,26 @@ func wallClock(s string) (time.Duration, error) {
 	return time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute, nil
 }
 
-// Policy converts the schedule for the policy.
+// keyError is a problem with one key, named relative to the value
+// checked (a schedule's "days"), so the caller can prefix its own path.
+type keyError struct{ key, msg string }
+
+func (e keyError) Error() string { return e.key + ": " + e.msg }
+
+// Policy converts the schedule for the policy; the error lists every
+// problem, keyed from the schedule ("days: ...").
 func (s Schedule) Policy() (policy.Schedule, error) {
+	out, problems := s.convert()
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = p
+	}
+	return out, errors.Join(errs...)
+}
+
+func (s Schedule) convert() (policy.Schedule, []keyError) {
 	out := policy.Schedule{Name: s.Name, MinWorkers: s.MinWorkers}
-	var errs []error
+	var problems []keyError
 	for _, d := range s.Days {
 		from, to, isRange := strings.Cut(d, "-")
 		a, ok1 := weekday(from)
@@ -133,7 +149,7 @@ func (s Schedule) Policy() (policy.Schedule, error) {
 			b, ok2 = weekday(to)
 		}
 		if !ok1 || !ok2 {
-			errs = append(errs, fmt.Errorf("days: %q is not a day: use mon, tue, wed, thu, fri, sat, sun or a range such as mon-fri", d))
+			problems = append(problems, keyError{"days", fmt.Sprintf("%q is not a day: use mon, tue, wed, thu, fri, sat, sun or a range such as mon-fri", d)})
 			continue
 		}
 		for x := a; ; x = (x + 1) % 7 {
@@ -145,16 +161,16 @@ func (s Schedule) Policy() (policy.Schedule, error) {
 	}
 	var err error
 	if out.Start, err = wallClock(s.Start); err != nil {
-		errs = append(errs, fmt.Errorf("start: %w", err))
+		problems = append(problems, keyError{"start", err.Error()})
 	}
 	if out.End, err = wallClock(s.End); err != nil {
-		errs = append(errs, fmt.Errorf("end: %w", err))
+		problems = append(problems, keyError{"end", err.Error()})
 	}
 	out.Location = time.UTC
 	if s.Timezone != "" {
 		if out.Location, err = time.LoadLocation(s.Timezone); err != nil || s.Timezone == "Local" {
 			out.Location = time.UTC
-			errs = append(errs, fmt.Errorf("timezone: %q is not an IANA time zone name such as Europe/Madrid or America/New_York", s.Timezone))
+			problems = append(problems, keyError{"timezone", fmt.Sprintf("%q is not an IANA time zone name such as Europe/Madrid or America/New_York", s.Timezone)})
 		}
 	}
 	if w := s.IdleWorkers; w != nil {
@@ -165,18 +181,30 @@ func (s Schedule) Policy() (policy.Schedule, error) {
 			out.IdleWorkers = &c
 		}
 	}
+	return out, problems
+}
+
+// PolicySchedules converts the pool's schedules, with every problem keyed
+// from the pool ("schedules[0] (office).days: ...").
+func (p Pool) PolicySchedules() ([]policy.Schedule, error) {
+	out := make([]policy.Schedule, 0, len(p.Schedules))
+	var errs []error
+	for i, s := range p.Schedules {
+		ps, problems := s.convert()
+		for _, e := range problems {
+			errs = append(errs, fmt.Errorf("%s.%s: %s", scheduleKey("schedules", i, s), e.key, e.msg))
+		}
+		out = append(out, ps)
+	}
 	return out, errors.Join(errs...)
 }
 
-// PolicySchedules converts the pool's schedules; problems are reported by
-// validation, so a validated config never fails here.
-func (p Pool) PolicySchedules() []policy.Schedule {
-	out := make([]policy.Schedule, 0, len(p.Schedules))
-	for _, s := range p.Schedules {
-		ps, _ := s.Policy()
-		out = append(out, ps)
+// scheduleKey names schedule i under key, with its name when it has one.
+func scheduleKey(key string, i int, s Schedule) string {
+	if s.Name != "" {
+		return fmt.Sprintf("%s[%d] (%s)", key, i, s.Name)
 	}
-	return out
+	return fmt.Sprintf("%s[%d]", key, i)
 }
 
 // validatePolicy checks the policy v2 keys of a pool.
@@ -210,14 +238,10 @@ func (p *Pool) validatePolicy(v *validator, key string) {
 		v.add(key+".scale_down.stabilization_window", "must be 0 (none) or a positive duration such as 5m (got %s)", p.ScaleDown.StabilizationWindow)
 	}
 	for i, s := range p.Schedules {
-		k := fmt.Sprintf("%s.schedules[%d]", key, i)
-		if s.Name != "" {
-			k = fmt.Sprintf("%s.schedules[%d] (%s)", key, i, s.Name)
-		}
-		if _, err := s.Policy(); err != nil {
-			for _, e := range strings.Split(err.Error(), "\n") {
-				v.add(k+"."+strings.SplitN(e, ":", 2)[0], "%s", strings.TrimSpace(strings.SplitN(e, ":", 2)[1]))
-			}
+		k := scheduleKey(key+".schedules", i, s)
+		_, problems := s.convert()
+		for _, e := range problems {
+			v.add(k+"."+e.key, "%s", e.msg)
 		}
 		if s.MinWorkers != nil && (*s.MinWorkers < 0 || *s.MinWorkers > p.MaxWorkers) {
 			v.add(k+".min_workers", "must be between 0 and max_workers (%d) (got %d)", p.MaxWorkers, *s.MinWorkers)

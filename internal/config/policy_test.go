@@ -65,9 +65,9 @@ schedules:
 	if err != nil || down != (policy.RateLimit{Workers: 2, Period: time.Minute}) || p.ScaleDown.StabilizationWindow.D() != 5*time.Minute {
 		t.Errorf("scale_down %+v -> %+v %v (period defaults to 1m)", p.ScaleDown, down, err)
 	}
-	ss := p.PolicySchedules()
-	if len(ss) != 2 {
-		t.Fatalf("schedules %+v", ss)
+	ss, err := p.PolicySchedules()
+	if err != nil || len(ss) != 2 {
+		t.Fatalf("schedules %+v %v", ss, err)
 	}
 	office := ss[0]
 	if office.Name != "office" || office.Location.String() != "Europe/Madrid" || office.Start != 8*time.Hour || office.End != 19*time.Hour ||

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/logging"
 )
 
 // Providers this build knows. Both are always compiled in.
@@ -47,8 +48,8 @@ func (c *Config) validate(v *validator) {
 	default:
 		v.add("log.level", "must be one of trace, debug, info, warn, error (got %q)", c.Log.Level)
 	}
-	if c.Log.Format != "json" && c.Log.Format != "console" {
-		v.add("log.format", "must be json or console (got %q)", c.Log.Format)
+	if err := logging.CheckFormat(c.Log.Format); err != nil {
+		v.add("log.format", "%v", err)
 	}
 	if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil || !validPort(port) {
 		v.add("http.listen", "must be host:port with a port of 0-65535, such as 127.0.0.1:9090 (got %q)", c.HTTP.Listen)
@@ -173,6 +174,9 @@ func (r *Reconcile) validate(v *validator) {
 	if r.RetryMax < r.RetryInitial {
 		v.add("reconcile.retry_max", "must be at least reconcile.retry_initial (%s), got %s", r.RetryInitial, r.RetryMax)
 	}
+	if !(r.RetryJitter >= 0 && r.RetryJitter <= 1) { // NaN fails both
+		v.add("reconcile.retry_jitter", "must be a fraction from 0 (none) to 1 (got %g)", r.RetryJitter)
+	}
 	if r.BreakerFailures < 1 {
 		v.add("reconcile.breaker_failures", "must be at least 1 (got %d)", r.BreakerFailures)
 	}
@@ -245,24 +249,97 @@ func (p *Pool) validate(v *validator, key string, r Reconcile) {
 	}
 }
 
+// Pull policies of a docker pool (docker.pull_policy).
+const (
+	PullAlways       = "always"
+	PullIfNotPresent = "if-not-present"
+	PullNever        = "never"
+)
+
+// Check reports every problem of a docker section, keyed from "docker.".
+// It is the one owner of these rules: config validation applies them to
+// every docker pool, and the docker provider refuses what they refuse.
+func (d Docker) Check() error {
+	v := &validator{}
+	d.validate(v, "docker")
+	return errors.Join(v.problems...)
+}
+
 func (d *Docker) validate(v *validator, key string) {
 	if d.Image == "" {
 		v.add(key+".image", "is required: the worker image, such as hodei-worker:dev")
 	}
 	switch d.PullPolicy {
-	case "always", "if-not-present", "never":
+	case PullAlways, PullIfNotPresent, PullNever:
 	default:
-		v.add(key+".pull_policy", "must be always, if-not-present or never (got %q)", d.PullPolicy)
+		v.add(key+".pull_policy", "the pull policy must be always, if-not-present or never (got %q)", d.PullPolicy)
 	}
 	if d.NetworkMode == "" {
 		v.add(key+".network_mode", "must be set, such as bridge, host or the name of a Docker network")
 	}
+	if d.Host != "" && !validDockerHost(d.Host) {
+		v.add(key+".host", "%q is not a Docker engine address: use the DOCKER_HOST form, such as unix:///var/run/docker.sock or tcp://10.0.0.5:2376", d.Host)
+	}
 	for _, m := range d.Mounts {
-		parts := strings.Split(m, ":")
-		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || !strings.HasPrefix(parts[1], "/") || (len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw") {
-			v.add(key+".mounts", "%q must be host-path:container-path[:ro|rw] with an absolute container path", m)
+		if _, err := ParseMount(m); err != nil {
+			v.add(key+".mounts", "%v", err)
 		}
 	}
+}
+
+// validDockerHost reports whether the Docker client takes host as an
+// engine address: proto://address (and a URL for tcp).
+func validDockerHost(host string) bool {
+	proto, addr, ok := strings.Cut(host, "://")
+	if !ok || addr == "" {
+		return false
+	}
+	if proto == "tcp" {
+		if _, err := url.Parse("tcp://" + addr); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Mount is a bind mount of a docker pool's workers.
+type Mount struct {
+	Source, Target string
+	ReadOnly       bool
+}
+
+// ParseMount parses "host:container[:ro|rw]". Both paths must be absolute:
+// a relative source (data:/data) would make the engine create a named
+// volume instead of a bind mount.
+func ParseMount(spec string) (Mount, error) {
+	parts := strings.Split(spec, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return Mount{}, fmt.Errorf("mount %q is not host:container[:ro|rw]", spec)
+	}
+	m := Mount{Source: parts[0], Target: parts[1]}
+	if !strings.HasPrefix(m.Source, "/") || !strings.HasPrefix(m.Target, "/") {
+		return Mount{}, fmt.Errorf("mount %q: host and container paths must be absolute, such as /srv/cache:/cache", spec)
+	}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			m.ReadOnly = true
+		case "rw":
+		default:
+			return Mount{}, fmt.Errorf("mount %q: mode %q is not ro or rw", spec, parts[2])
+		}
+	}
+	return m, nil
+}
+
+// Check reports every problem of a kubernetes section that needs no
+// Kubernetes types, keyed from "kubernetes.". Config validation applies
+// it to every kubernetes pool; the kubernetes provider's ValidateConfig
+// adds what needs the API's types (pod_template, labels, tolerations).
+func (k Kubernetes) Check() error {
+	v := &validator{}
+	k.validate(v, "kubernetes")
+	return errors.Join(v.problems...)
 }
 
 func (k *Kubernetes) validate(v *validator, key string) {

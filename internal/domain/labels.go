@@ -25,3 +25,17 @@ func WorkerLabels(owner string, pool PoolName, id WorkerID) map[string]string {
 		LabelOwner:      owner,
 	}
 }
+
+// OwnedWorker reports whether labels mark a worker of owner and pool, and
+// returns its id: the ownership test every provider applies before it
+// lists, stops or deletes anything.
+func OwnedWorker(labels map[string]string, owner string, pool PoolName) (WorkerID, bool) {
+	if labels[LabelWorker] != "true" || labels[LabelOwner] != owner || labels[LabelWorkerPool] != string(pool) {
+		return "", false
+	}
+	id := labels[LabelWorkerID]
+	if id == "" {
+		return "", false
+	}
+	return WorkerID(id), true
+}

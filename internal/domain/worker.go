@@ -57,3 +57,11 @@ type Resources struct {
 	CPUMillis int64 `json:"cpu_millis,omitempty" yaml:"cpu_millis"`
 	MemoryMB  int64 `json:"memory_mb,omitempty" yaml:"memory_mb"`
 }
+
+// WorkerChange is one observation a provider pushes. Gone is set when the
+// worker no longer exists; otherwise Worker is its current state.
+type WorkerChange struct {
+	ID     WorkerID
+	Worker Worker
+	Gone   bool
+}

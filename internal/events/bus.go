@@ -276,11 +276,11 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 			if _, err := b.JS.CreateStream(cctx, sc); err != nil {
 				return fmt.Errorf("creating stream %s: %w", sc.Name, err)
 			}
-			b.log.Info().Str("stream", sc.Name).Strs("subjects", sc.Subjects).Dur("max_age", sc.MaxAge).Int64("max_bytes", sc.MaxBytes).Msg("stream created")
+			b.log.Info().Str("stream", sc.Name).Strs("subjects", sc.Subjects).Stringer("max_age", sc.MaxAge).Int64("max_bytes", sc.MaxBytes).Msg("stream created")
 			return nil
 		}
 		notify := func(err error, wait time.Duration) {
-			b.log.Warn().Err(err).Dur("retry_in", wait).Msg("nats not ready; retrying")
+			b.log.Warn().Err(err).Stringer("retry_in", wait).Msg("nats not ready; retrying")
 		}
 		if err := backoff.RetryNotify(op, backoff.WithContext(bo, ctx), notify); err != nil {
 			return err

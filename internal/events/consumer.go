@@ -13,19 +13,6 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 )
 
-// Delivery is one message of the job stream, decoded. Exactly one of Event
-// (when Err is nil) and Err is meaningful, except for a marker delivery,
-// which only says that the retained stream has been read.
-type Delivery struct {
-	Event domain.JobEvent
-	Err   error  // an *InvalidError
-	Type  string // the kind's CloudEvents type, or "unknown"
-	// CaughtUp is set on the delivery after which no retained message
-	// remains: the ledger now reflects the whole log.
-	CaughtUp bool
-	Marker   bool // no message: only CaughtUp
-}
-
 // Consumer folds the job stream from its first retained message, then
 // follows it live. It uses an ordered consumer: ephemeral, no acks, and
 // recreated by nats.go at the right sequence after any gap, so the daemon
@@ -40,7 +27,7 @@ type Consumer struct {
 
 // Run delivers every message to deliver, in stream order, until ctx ends.
 // deliver is called from one goroutine at a time.
-func (c *Consumer) Run(ctx context.Context, deliver func(Delivery)) error {
+func (c *Consumer) Run(ctx context.Context, deliver func(domain.Delivery)) error {
 	cons, err := c.open(ctx)
 	if err != nil {
 		return err
@@ -50,7 +37,7 @@ func (c *Consumer) Run(ctx context.Context, deliver func(Delivery)) error {
 		return err
 	}
 	if empty {
-		deliver(Delivery{CaughtUp: true, Marker: true})
+		deliver(domain.Delivery{CaughtUp: true, Marker: true})
 	}
 	pullMax := c.PullMax
 	if pullMax <= 0 {
@@ -72,8 +59,8 @@ func (c *Consumer) Run(ctx context.Context, deliver func(Delivery)) error {
 	return ctx.Err()
 }
 
-func (c *Consumer) decode(msg jetstream.Msg) Delivery {
-	var d Delivery
+func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
+	var d domain.Delivery
 	md, err := msg.Metadata()
 	if err == nil {
 		d.CaughtUp = md.NumPending == 0
@@ -116,7 +103,7 @@ func (c *Consumer) open(ctx context.Context) (jetstream.Consumer, error) {
 		}
 		return err
 	}, backoff.WithContext(bo, ctx), func(err error, d time.Duration) {
-		c.Log.Warn().Err(err).Dur("retry_in", d).Msg("cannot open job stream consumer; retrying")
+		c.Log.Warn().Err(err).Stringer("retry_in", d).Msg("cannot open job stream consumer; retrying")
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening consumer on %s: %w", StreamJobs, err)

@@ -11,34 +11,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 )
 
-// Reasons an incoming event is rejected. They label the
-// events_dropped_total metric, so they are stable identifiers.
-const (
-	ReasonTooLarge        = "too_large"
-	ReasonBadSubject      = "bad_subject"
-	ReasonNotJSON         = "not_json"
-	ReasonBadEnvelope     = "bad_envelope"
-	ReasonWrongType       = "wrong_type"
-	ReasonMissingJobID    = "missing_job_id"
-	ReasonPoolMismatch    = "pool_mismatch"
-	ReasonBadWorkerID     = "bad_worker_id"
-	ReasonBadOutcome      = "bad_outcome"
-	ReasonBadResources    = "bad_resources"
-	ReasonUnknownPool     = "unknown_pool"
-	ReasonStale           = "stale"
-	ReasonUnknownWorker   = "unknown_worker"
-	ReasonUnsupportedSpec = "unsupported_specversion"
-)
-
-// InvalidError says why an event was rejected.
-type InvalidError struct {
-	Reason string // one of the Reason* constants
-	Detail string
-}
-
-func (e *InvalidError) Error() string { return e.Reason + ": " + e.Detail }
-
-// maxDetail bounds an InvalidError's Detail: it quotes fields of the
+// maxDetail bounds a domain.InvalidError's Detail: it quotes fields of the
 // payload, which may be as long as nats.max_event_bytes, and it is logged.
 const maxDetail = 512
 
@@ -51,17 +24,7 @@ func invalid(reason, format string, args ...any) error {
 		}
 		detail = detail[:cut] + "... (truncated)"
 	}
-	return &InvalidError{Reason: reason, Detail: detail}
-}
-
-// ReasonOf returns the rejection reason of err, or "" if err is not an
-// *InvalidError.
-func ReasonOf(err error) string {
-	var ie *InvalidError
-	if errors.As(err, &ie) {
-		return ie.Reason
-	}
-	return ""
+	return &domain.InvalidError{Reason: reason, Detail: detail}
 }
 
 // Decoder turns a job message into a validated domain.JobEvent.
@@ -81,14 +44,14 @@ type envelope struct {
 }
 
 // Decode validates the subject and the payload. The error, if any, is an
-// *InvalidError naming the reason.
+// *domain.InvalidError naming the reason.
 func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error) {
 	if d.MaxBytes > 0 && len(payload) > d.MaxBytes {
-		return domain.JobEvent{}, invalid(ReasonTooLarge, "payload of %d bytes exceeds nats.max_event_bytes %d", len(payload), d.MaxBytes)
+		return domain.JobEvent{}, invalid(domain.ReasonTooLarge, "payload of %d bytes exceeds nats.max_event_bytes %d", len(payload), d.MaxBytes)
 	}
 	pool, kind, ok := d.Subjects.ParseJob(subject)
 	if !ok {
-		return domain.JobEvent{}, invalid(ReasonBadSubject, "subject %q is not %s.jobs.<pool>.<queued|started|finished>", subject, d.Subjects.Prefix)
+		return domain.JobEvent{}, invalid(domain.ReasonBadSubject, "subject %q is not %s.jobs.<pool>.<queued|started|finished>", subject, d.Subjects.Prefix)
 	}
 	var env envelope
 	if err := unmarshalEnvelope(payload, &env); err != nil {
@@ -96,31 +59,31 @@ func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error)
 		var ute *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &ute):
-			return domain.JobEvent{}, invalid(ReasonBadEnvelope, "field %q has the wrong type: %v", ute.Field, err)
+			return domain.JobEvent{}, invalid(domain.ReasonBadEnvelope, "field %q has the wrong type: %v", ute.Field, err)
 		case errors.As(err, &se), !json.Valid(payload):
-			return domain.JobEvent{}, invalid(ReasonNotJSON, "payload is not JSON: %v", err)
+			return domain.JobEvent{}, invalid(domain.ReasonNotJSON, "payload is not JSON: %v", err)
 		default:
-			return domain.JobEvent{}, invalid(ReasonBadEnvelope, "%v", err)
+			return domain.JobEvent{}, invalid(domain.ReasonBadEnvelope, "%v", err)
 		}
 	}
 	if env.SpecVersion != "1.0" {
-		return domain.JobEvent{}, invalid(ReasonUnsupportedSpec, "specversion %q is not 1.0", env.SpecVersion)
+		return domain.JobEvent{}, invalid(domain.ReasonUnsupportedSpec, "specversion %q is not 1.0", env.SpecVersion)
 	}
 	if env.ID == "" || env.Source == "" {
-		return domain.JobEvent{}, invalid(ReasonBadEnvelope, "a CloudEvent needs id and source")
+		return domain.JobEvent{}, invalid(domain.ReasonBadEnvelope, "a CloudEvent needs id and source")
 	}
 	if env.Type != kind.Type() {
-		return domain.JobEvent{}, invalid(ReasonWrongType, "type %q does not match subject kind %q (want %q)", env.Type, kind, kind.Type())
+		return domain.JobEvent{}, invalid(domain.ReasonWrongType, "type %q does not match subject kind %q (want %q)", env.Type, kind, kind.Type())
 	}
 	data := env.Data
 	if data.JobID == "" {
-		return domain.JobEvent{}, invalid(ReasonMissingJobID, "data.job_id is missing")
+		return domain.JobEvent{}, invalid(domain.ReasonMissingJobID, "data.job_id is missing")
 	}
 	if len(data.JobID) > 256 {
-		return domain.JobEvent{}, invalid(ReasonMissingJobID, "data.job_id is longer than 256 bytes")
+		return domain.JobEvent{}, invalid(domain.ReasonMissingJobID, "data.job_id is longer than 256 bytes")
 	}
 	if data.Pool != "" && data.Pool != string(pool) {
-		return domain.JobEvent{}, invalid(ReasonPoolMismatch, "data.pool %q contradicts subject pool %q", data.Pool, pool)
+		return domain.JobEvent{}, invalid(domain.ReasonPoolMismatch, "data.pool %q contradicts subject pool %q", data.Pool, pool)
 	}
 	ev := domain.JobEvent{
 		Kind:   kind,
@@ -135,7 +98,7 @@ func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error)
 	if data.WorkerID != "" {
 		w, err := domain.ParseWorkerID(data.WorkerID)
 		if err != nil {
-			return domain.JobEvent{}, invalid(ReasonBadWorkerID, "data.worker_id: %v", err)
+			return domain.JobEvent{}, invalid(domain.ReasonBadWorkerID, "data.worker_id: %v", err)
 		}
 		ev.WorkerID = w
 	}
@@ -143,20 +106,20 @@ func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error)
 	case domain.JobQueued:
 		if r := data.Resources; r != nil {
 			if r.CPUMillis < 0 || r.MemoryMB < 0 {
-				return domain.JobEvent{}, invalid(ReasonBadResources, "data.resources must not be negative")
+				return domain.JobEvent{}, invalid(domain.ReasonBadResources, "data.resources must not be negative")
 			}
 			ev.Resources = *r
 		}
 	case domain.JobStarted:
 		if ev.WorkerID == "" {
-			return domain.JobEvent{}, invalid(ReasonBadWorkerID, "data.worker_id is required in a started event")
+			return domain.JobEvent{}, invalid(domain.ReasonBadWorkerID, "data.worker_id is required in a started event")
 		}
 	case domain.JobFinished:
 		switch domain.Outcome(data.Outcome) {
 		case domain.OutcomeSucceeded, domain.OutcomeFailed, domain.OutcomeCancelled:
 			ev.Outcome = domain.Outcome(data.Outcome)
 		default:
-			return domain.JobEvent{}, invalid(ReasonBadOutcome, "data.outcome %q is not succeeded, failed or cancelled", data.Outcome)
+			return domain.JobEvent{}, invalid(domain.ReasonBadOutcome, "data.outcome %q is not succeeded, failed or cancelled", data.Outcome)
 		}
 	}
 	return ev, nil

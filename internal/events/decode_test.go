@@ -131,58 +131,58 @@ func TestDecodeRejects(t *testing.T) {
 		payload any // []byte / string as is, anything else as JSON
 		reason  string
 	}{
-		{"not JSON", qs, "not json", events.ReasonNotJSON},
-		{"truncated JSON", qs, `{"specversion":"1.0"`, events.ReasonNotJSON},
-		{"empty payload", qs, "", events.ReasonNotJSON},
-		{"two JSON values", qs, `{}{}`, events.ReasonNotJSON},
-		{"invalid UTF-8 outside strings", qs, []byte{'{', 0xff, '}'}, events.ReasonNotJSON},
-		{"data a string", qs, decEvent("hodei.job.queued", "j"), events.ReasonBadEnvelope},
-		{"data a list", qs, decEvent("hodei.job.queued", []string{"j"}), events.ReasonBadEnvelope},
-		{"job_id a number", qs, q(map[string]any{"job_id": 42}), events.ReasonBadEnvelope},
-		{"labels not strings", qs, q(map[string]any{"job_id": "j", "labels": map[string]any{"n": 1}}), events.ReasonBadEnvelope},
-		{"resources fractional", qs, q(map[string]any{"job_id": "j", "resources": map[string]any{"cpu_millis": 0.5}}), events.ReasonBadEnvelope},
-		{"time not a time", qs, decWith(q(job), "time", "yesterday"), events.ReasonBadEnvelope},
-		{"id a number", qs, decWith(q(job), "id", 7), events.ReasonBadEnvelope},
-		{"top-level list", qs, `[1,2]`, events.ReasonBadEnvelope},
-		{"top-level string", qs, `"x"`, events.ReasonBadEnvelope},
-		{"no id", qs, decWith(q(job), "id", decDelete), events.ReasonBadEnvelope},
-		{"no source", qs, decWith(q(job), "source", ""), events.ReasonBadEnvelope},
-		{"specversion 0.3", qs, decWith(q(job), "specversion", "0.3"), events.ReasonUnsupportedSpec},
-		{"specversion missing", qs, decWith(q(job), "specversion", decDelete), events.ReasonUnsupportedSpec},
-		{"top-level null", qs, `null`, events.ReasonUnsupportedSpec},
-		{"wrong type for the subject", qs, decEvent("hodei.job.started", map[string]any{"job_id": "j", "worker_id": decWorker}), events.ReasonWrongType},
-		{"finished type on started subject", ss, f(map[string]any{"job_id": "j", "outcome": "failed"}), events.ReasonWrongType},
-		{"no type", qs, decWith(q(job), "type", decDelete), events.ReasonWrongType},
-		{"worker type", qs, decEvent("hodei.worker.ready", job), events.ReasonWrongType},
-		{"unknown kind subject", "hodei.jobs.a.cancelled", q(job), events.ReasonBadSubject},
-		{"wrong prefix", "other.jobs.a.queued", q(job), events.ReasonBadSubject},
-		{"worker subject", "hodei.workers.a.ready", q(job), events.ReasonBadSubject},
-		{"pool with a dot", "hodei.jobs.a.b.queued", q(job), events.ReasonBadSubject},
-		{"missing job_id", qs, q(map[string]any{"pool": "a"}), events.ReasonMissingJobID},
-		{"empty job_id", qs, q(map[string]any{"job_id": ""}), events.ReasonMissingJobID},
-		{"null data", qs, decEvent("hodei.job.queued", nil), events.ReasonMissingJobID},
-		{"no data", qs, decWith(q(job), "data", decDelete), events.ReasonMissingJobID},
-		{"job_id over 256 bytes", qs, q(map[string]any{"job_id": strings.Repeat("j", 257)}), events.ReasonMissingJobID},
-		{"data.pool contradicts the subject", qs, q(map[string]any{"job_id": "j", "pool": "b"}), events.ReasonPoolMismatch},
-		{"data.pool differs in case", qs, q(map[string]any{"job_id": "j", "pool": "A"}), events.ReasonPoolMismatch},
-		{"worker_id not a UUID", ss, s(map[string]any{"job_id": "j", "worker_id": "worker-1"}), events.ReasonBadWorkerID},
-		{"worker_id in upper case", ss, s(map[string]any{"job_id": "j", "worker_id": strings.ToUpper(decWorker)}), events.ReasonBadWorkerID},
-		{"worker_id in braces", ss, s(map[string]any{"job_id": "j", "worker_id": "{" + decWorker + "}"}), events.ReasonBadWorkerID},
-		{"worker_id as URN", ss, s(map[string]any{"job_id": "j", "worker_id": "urn:uuid:" + decWorker}), events.ReasonBadWorkerID},
-		{"worker_id without hyphens", ss, s(map[string]any{"job_id": "j", "worker_id": strings.ReplaceAll(decWorker, "-", "")}), events.ReasonBadWorkerID},
-		{"worker_id not canonical in finished", fs, f(map[string]any{"job_id": "j", "worker_id": "nope", "outcome": "failed"}), events.ReasonBadWorkerID},
-		{"started without worker_id", ss, s(map[string]any{"job_id": "j"}), events.ReasonBadWorkerID},
-		{"bad outcome", fs, f(map[string]any{"job_id": "j", "outcome": "success"}), events.ReasonBadOutcome},
-		{"outcome in upper case", fs, f(map[string]any{"job_id": "j", "outcome": "FAILED"}), events.ReasonBadOutcome},
-		{"no outcome", fs, f(map[string]any{"job_id": "j"}), events.ReasonBadOutcome},
-		{"negative cpu", qs, q(map[string]any{"job_id": "j", "resources": map[string]any{"cpu_millis": -1}}), events.ReasonBadResources},
-		{"negative memory", qs, q(map[string]any{"job_id": "j", "resources": map[string]any{"memory_mb": -256}}), events.ReasonBadResources},
-		{"huge pool echoed", qs, q(map[string]any{"job_id": "j", "pool": strings.Repeat("p", 60000)}), events.ReasonPoolMismatch},
-		{"huge time echoed", qs, decWith(q(job), "time", strings.Repeat("é", 30000)), events.ReasonBadEnvelope},
-		{"huge type echoed", qs, decWith(q(job), "type", strings.Repeat("t", 60000)), events.ReasonWrongType},
-		{"huge outcome echoed", fs, f(map[string]any{"job_id": "j", "outcome": strings.Repeat("o", 60000)}), events.ReasonBadOutcome},
-		{"1 MB payload", qs, q(map[string]any{"job_id": "j", "labels": map[string]any{"pad": strings.Repeat("x", 1<<20)}}), events.ReasonTooLarge},
-		{"1 MB of garbage on a bad subject", "nope", strings.Repeat("x", 1<<20), events.ReasonTooLarge},
+		{"not JSON", qs, "not json", domain.ReasonNotJSON},
+		{"truncated JSON", qs, `{"specversion":"1.0"`, domain.ReasonNotJSON},
+		{"empty payload", qs, "", domain.ReasonNotJSON},
+		{"two JSON values", qs, `{}{}`, domain.ReasonNotJSON},
+		{"invalid UTF-8 outside strings", qs, []byte{'{', 0xff, '}'}, domain.ReasonNotJSON},
+		{"data a string", qs, decEvent("hodei.job.queued", "j"), domain.ReasonBadEnvelope},
+		{"data a list", qs, decEvent("hodei.job.queued", []string{"j"}), domain.ReasonBadEnvelope},
+		{"job_id a number", qs, q(map[string]any{"job_id": 42}), domain.ReasonBadEnvelope},
+		{"labels not strings", qs, q(map[string]any{"job_id": "j", "labels": map[string]any{"n": 1}}), domain.ReasonBadEnvelope},
+		{"resources fractional", qs, q(map[string]any{"job_id": "j", "resources": map[string]any{"cpu_millis": 0.5}}), domain.ReasonBadEnvelope},
+		{"time not a time", qs, decWith(q(job), "time", "yesterday"), domain.ReasonBadEnvelope},
+		{"id a number", qs, decWith(q(job), "id", 7), domain.ReasonBadEnvelope},
+		{"top-level list", qs, `[1,2]`, domain.ReasonBadEnvelope},
+		{"top-level string", qs, `"x"`, domain.ReasonBadEnvelope},
+		{"no id", qs, decWith(q(job), "id", decDelete), domain.ReasonBadEnvelope},
+		{"no source", qs, decWith(q(job), "source", ""), domain.ReasonBadEnvelope},
+		{"specversion 0.3", qs, decWith(q(job), "specversion", "0.3"), domain.ReasonUnsupportedSpec},
+		{"specversion missing", qs, decWith(q(job), "specversion", decDelete), domain.ReasonUnsupportedSpec},
+		{"top-level null", qs, `null`, domain.ReasonUnsupportedSpec},
+		{"wrong type for the subject", qs, decEvent("hodei.job.started", map[string]any{"job_id": "j", "worker_id": decWorker}), domain.ReasonWrongType},
+		{"finished type on started subject", ss, f(map[string]any{"job_id": "j", "outcome": "failed"}), domain.ReasonWrongType},
+		{"no type", qs, decWith(q(job), "type", decDelete), domain.ReasonWrongType},
+		{"worker type", qs, decEvent("hodei.worker.ready", job), domain.ReasonWrongType},
+		{"unknown kind subject", "hodei.jobs.a.cancelled", q(job), domain.ReasonBadSubject},
+		{"wrong prefix", "other.jobs.a.queued", q(job), domain.ReasonBadSubject},
+		{"worker subject", "hodei.workers.a.ready", q(job), domain.ReasonBadSubject},
+		{"pool with a dot", "hodei.jobs.a.b.queued", q(job), domain.ReasonBadSubject},
+		{"missing job_id", qs, q(map[string]any{"pool": "a"}), domain.ReasonMissingJobID},
+		{"empty job_id", qs, q(map[string]any{"job_id": ""}), domain.ReasonMissingJobID},
+		{"null data", qs, decEvent("hodei.job.queued", nil), domain.ReasonMissingJobID},
+		{"no data", qs, decWith(q(job), "data", decDelete), domain.ReasonMissingJobID},
+		{"job_id over 256 bytes", qs, q(map[string]any{"job_id": strings.Repeat("j", 257)}), domain.ReasonMissingJobID},
+		{"data.pool contradicts the subject", qs, q(map[string]any{"job_id": "j", "pool": "b"}), domain.ReasonPoolMismatch},
+		{"data.pool differs in case", qs, q(map[string]any{"job_id": "j", "pool": "A"}), domain.ReasonPoolMismatch},
+		{"worker_id not a UUID", ss, s(map[string]any{"job_id": "j", "worker_id": "worker-1"}), domain.ReasonBadWorkerID},
+		{"worker_id in upper case", ss, s(map[string]any{"job_id": "j", "worker_id": strings.ToUpper(decWorker)}), domain.ReasonBadWorkerID},
+		{"worker_id in braces", ss, s(map[string]any{"job_id": "j", "worker_id": "{" + decWorker + "}"}), domain.ReasonBadWorkerID},
+		{"worker_id as URN", ss, s(map[string]any{"job_id": "j", "worker_id": "urn:uuid:" + decWorker}), domain.ReasonBadWorkerID},
+		{"worker_id without hyphens", ss, s(map[string]any{"job_id": "j", "worker_id": strings.ReplaceAll(decWorker, "-", "")}), domain.ReasonBadWorkerID},
+		{"worker_id not canonical in finished", fs, f(map[string]any{"job_id": "j", "worker_id": "nope", "outcome": "failed"}), domain.ReasonBadWorkerID},
+		{"started without worker_id", ss, s(map[string]any{"job_id": "j"}), domain.ReasonBadWorkerID},
+		{"bad outcome", fs, f(map[string]any{"job_id": "j", "outcome": "success"}), domain.ReasonBadOutcome},
+		{"outcome in upper case", fs, f(map[string]any{"job_id": "j", "outcome": "FAILED"}), domain.ReasonBadOutcome},
+		{"no outcome", fs, f(map[string]any{"job_id": "j"}), domain.ReasonBadOutcome},
+		{"negative cpu", qs, q(map[string]any{"job_id": "j", "resources": map[string]any{"cpu_millis": -1}}), domain.ReasonBadResources},
+		{"negative memory", qs, q(map[string]any{"job_id": "j", "resources": map[string]any{"memory_mb": -256}}), domain.ReasonBadResources},
+		{"huge pool echoed", qs, q(map[string]any{"job_id": "j", "pool": strings.Repeat("p", 60000)}), domain.ReasonPoolMismatch},
+		{"huge time echoed", qs, decWith(q(job), "time", strings.Repeat("é", 30000)), domain.ReasonBadEnvelope},
+		{"huge type echoed", qs, decWith(q(job), "type", strings.Repeat("t", 60000)), domain.ReasonWrongType},
+		{"huge outcome echoed", fs, f(map[string]any{"job_id": "j", "outcome": strings.Repeat("o", 60000)}), domain.ReasonBadOutcome},
+		{"1 MB payload", qs, q(map[string]any{"job_id": "j", "labels": map[string]any{"pad": strings.Repeat("x", 1<<20)}}), domain.ReasonTooLarge},
+		{"1 MB of garbage on a bad subject", "nope", strings.Repeat("x", 1<<20), domain.ReasonTooLarge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -199,11 +199,11 @@ func TestDecodeRejects(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Decode accepted it: %+v", ev)
 			}
-			var ie *events.InvalidError
+			var ie *domain.InvalidError
 			if !errors.As(err, &ie) {
-				t.Fatalf("error %T %v is not an *InvalidError", err, err)
+				t.Fatalf("error %T %v is not an *domain.InvalidError", err, err)
 			}
-			if ie.Reason != c.reason || events.ReasonOf(err) != c.reason {
+			if ie.Reason != c.reason || domain.ReasonOf(err) != c.reason {
 				t.Errorf("reason %q (%v), want %q", ie.Reason, err, c.reason)
 			}
 			if ie.Detail == "" || err.Error() != ie.Reason+": "+ie.Detail || (!utf8.ValidString(ie.Detail) && utf8.Valid(payload)) {
@@ -227,7 +227,7 @@ func TestDecodeSizeLimit(t *testing.T) {
 		reason string
 	}{
 		{"exactly the limit", len(payload), ""},
-		{"one byte over", len(payload) - 1, events.ReasonTooLarge},
+		{"one byte over", len(payload) - 1, domain.ReasonTooLarge},
 		{"no limit", 0, ""},
 		{"negative limit", -1, ""},
 	}
@@ -235,7 +235,7 @@ func TestDecodeSizeLimit(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			d := events.Decoder{Subjects: events.Subjects{Prefix: "hodei"}, MaxBytes: c.max}
 			_, err := d.Decode("hodei.jobs.a.queued", payload)
-			if got := events.ReasonOf(err); got != c.reason {
+			if got := domain.ReasonOf(err); got != c.reason {
 				t.Errorf("reason %q (%v), want %q", got, err, c.reason)
 			}
 		})
@@ -250,19 +250,19 @@ func TestDecodeSizeLimit(t *testing.T) {
 }
 
 func TestReasonOf(t *testing.T) {
-	ie := &events.InvalidError{Reason: events.ReasonPoolMismatch, Detail: "x"}
+	ie := &domain.InvalidError{Reason: domain.ReasonPoolMismatch, Detail: "x"}
 	cases := []struct {
 		err  error
 		want string
 	}{
 		{nil, ""},
 		{errors.New("plain"), ""},
-		{ie, events.ReasonPoolMismatch},
-		{fmt.Errorf("wrapped: %w", ie), events.ReasonPoolMismatch},
+		{ie, domain.ReasonPoolMismatch},
+		{fmt.Errorf("wrapped: %w", ie), domain.ReasonPoolMismatch},
 	}
 	for _, c := range cases {
-		if got := events.ReasonOf(c.err); got != c.want {
-			t.Errorf("ReasonOf(%v) = %q, want %q", c.err, got, c.want)
+		if got := domain.ReasonOf(c.err); got != c.want {
+			t.Errorf("domain.ReasonOf(%v) = %q, want %q", c.err, got, c.want)
 		}
 	}
 }
@@ -348,13 +348,13 @@ func TestEncodeOtherEvents(t *testing.T) {
 
 // knownReasons are the reasons Decode may give.
 var knownReasons = map[string]bool{
-	events.ReasonTooLarge: true, events.ReasonBadSubject: true, events.ReasonNotJSON: true,
-	events.ReasonBadEnvelope: true, events.ReasonWrongType: true, events.ReasonMissingJobID: true,
-	events.ReasonPoolMismatch: true, events.ReasonBadWorkerID: true, events.ReasonBadOutcome: true,
-	events.ReasonBadResources: true, events.ReasonUnsupportedSpec: true,
+	domain.ReasonTooLarge: true, domain.ReasonBadSubject: true, domain.ReasonNotJSON: true,
+	domain.ReasonBadEnvelope: true, domain.ReasonWrongType: true, domain.ReasonMissingJobID: true,
+	domain.ReasonPoolMismatch: true, domain.ReasonBadWorkerID: true, domain.ReasonBadOutcome: true,
+	domain.ReasonBadResources: true, domain.ReasonUnsupportedSpec: true,
 }
 
-// FuzzDecode: Decode never panics; it returns either an *InvalidError with
+// FuzzDecode: Decode never panics; it returns either an *domain.InvalidError with
 // a known reason, a bounded detail and the zero event, or an event that
 // keeps the contract (non-empty JobID, the subject's pool and kind, a
 // canonical worker id where one is required, a known outcome, no negative
@@ -366,9 +366,9 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, subject string, payload []byte) {
 		ev, err := d.Decode(subject, payload)
 		if err != nil {
-			var ie *events.InvalidError
+			var ie *domain.InvalidError
 			if !errors.As(err, &ie) || !knownReasons[ie.Reason] {
-				t.Fatalf("error %T %v: want an *InvalidError with a known reason", err, err)
+				t.Fatalf("error %T %v: want an *domain.InvalidError with a known reason", err, err)
 			}
 			if ie.Detail == "" || len(ie.Detail) > 600 {
 				t.Fatalf("detail of %d bytes: %q", len(ie.Detail), ie.Detail)

@@ -74,3 +74,12 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "1 once the retained job stream has been folded."}),
 	}
 }
+
+// SetBool sets a 0/1 gauge (connected, provider up).
+func SetBool(g prometheus.Gauge, b bool) {
+	if b {
+		g.Set(1)
+	} else {
+		g.Set(0)
+	}
+}

@@ -22,8 +22,13 @@ type Supply struct {
 	IdleOldestFirst iter.Seq[Candidate]
 	// ProvisioningOldestFirst yields workers not yet ready, oldest first.
 	ProvisioningOldestFirst iter.Seq[Candidate]
-	// CreateBlockedUntil holds creates back (provider backoff, breaker).
+	// CreateBlockedUntil holds creates back until then (the backoff after
+	// provider failures).
 	CreateBlockedUntil time.Time
+	// Unavailable, when set, says why the provider cannot be called at
+	// all (circuit breaker open, no listing yet): creates wait, with no
+	// end time, until the caller says otherwise.
+	Unavailable string
 }
 
 // Plan is what the reconcile loop should do now.
@@ -43,7 +48,8 @@ type Plan struct {
 //   - workers still provisioning after provision_timeout are timed out
 //     (and replaced by a later plan);
 //   - if supply is short, create up to the shortfall, bounded by
-//     max_concurrent_provisioning and by any backoff;
+//     max_concurrent_provisioning, by any backoff and by the provider
+//     being unavailable;
 //   - if supply is long, stop idle workers whose idle time reached
 //     idle_timeout (or the decision's IdleTimeout), longest idle first.
 //     Busy workers are never chosen.
@@ -81,7 +87,12 @@ func MakePlan(st State, s Settings, d Decision, sup Supply, now time.Time) Plan 
 		if want > room {
 			want = max(room, 0)
 		}
-		if want > 0 && sup.CreateBlockedUntil.After(now) {
+		switch {
+		case want == 0:
+		case sup.Unavailable != "":
+			p.Blocked = sup.Unavailable
+			want = 0
+		case sup.CreateBlockedUntil.After(now):
 			p.Blocked = "backing off after provider failures until " + sup.CreateBlockedUntil.UTC().Format(time.RFC3339)
 			wake(sup.CreateBlockedUntil)
 			want = 0

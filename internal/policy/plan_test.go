@@ -27,6 +27,8 @@ func TestMakePlan(t *testing.T) {
 		wantTimedOut []domain.WorkerID
 		wantWake     time.Time
 		wantBlocked  bool
+		// wantBlockedAs is the exact reason, when it matters.
+		wantBlockedAs string
 	}{
 		{name: "steady", st: State{Busy: 2}, desired: 2},
 		{name: "scale up within the concurrency bound", desired: 2, wantCreate: 2},
@@ -39,6 +41,12 @@ func TestMakePlan(t *testing.T) {
 		{name: "backoff holds creates", desired: 2, sup: Supply{CreateBlockedUntil: now.Add(10 * time.Second)},
 			wantCreate: 0, wantBlocked: true, wantWake: now.Add(10 * time.Second)},
 		{name: "backoff in the past is ignored", desired: 1, sup: Supply{CreateBlockedUntil: now.Add(-time.Second)}, wantCreate: 1},
+		{name: "an unavailable provider holds creates with no wake-up", desired: 2, sup: Supply{Unavailable: "provider docker unavailable: x"},
+			wantCreate: 0, wantBlocked: true, wantBlockedAs: "provider docker unavailable: x"},
+		{name: "unavailable wins over a backoff", desired: 2, sup: Supply{Unavailable: "down", CreateBlockedUntil: now.Add(time.Minute)},
+			wantCreate: 0, wantBlocked: true, wantBlockedAs: "down"},
+		{name: "unavailable does not hold a scale-down", st: State{Idle: 1}, desired: 0,
+			sup: Supply{Unavailable: "down", IdleOldestFirst: seq(Candidate{"i1", ago(5 * time.Minute)})}, wantStop: []domain.WorkerID{"i1"}},
 		{name: "stop only idle past idle_timeout, longest idle first", st: State{Idle: 3, Busy: 1}, desired: 1,
 			sup: Supply{IdleOldestFirst: seq(
 				Candidate{"i1", ago(5 * time.Minute)}, Candidate{"i2", ago(2 * time.Minute)}, Candidate{"i3", ago(10 * time.Second)})},
@@ -71,8 +79,8 @@ func TestMakePlan(t *testing.T) {
 			if !got.NextWake.Equal(tt.wantWake) {
 				t.Errorf("NextWake = %v, want %v", got.NextWake, tt.wantWake)
 			}
-			if (got.Blocked != "") != tt.wantBlocked {
-				t.Errorf("Blocked = %q, want blocked %v", got.Blocked, tt.wantBlocked)
+			if (got.Blocked != "") != tt.wantBlocked || (tt.wantBlockedAs != "" && got.Blocked != tt.wantBlockedAs) {
+				t.Errorf("Blocked = %q, want blocked %v %q", got.Blocked, tt.wantBlocked, tt.wantBlockedAs)
 			}
 		})
 	}

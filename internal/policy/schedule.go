@@ -153,11 +153,9 @@ func nextScheduleChange(cs []Schedule, now time.Time) time.Time {
 				add(end)
 			}
 		}
-		if off == 8 {
-			horizon = farFuture
-		}
+		last := off == 8 // every candidate is known
 		slices.SortFunc(cands[done:], func(a, b time.Time) int { return a.Compare(b) })
-		for ; done < len(cands) && cands[done].Before(horizon); done++ {
+		for ; done < len(cands) && (last || cands[done].Before(horizon)); done++ {
 			if s.effective(cands[done]) != cur {
 				return cands[done]
 			}
@@ -165,5 +163,3 @@ func nextScheduleChange(cs []Schedule, now time.Time) time.Time {
 	}
 	return time.Time{}
 }
-
-var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -7,6 +7,7 @@ package providers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
@@ -25,12 +26,17 @@ type WorkerSpec struct {
 	Pool domain.PoolName
 }
 
-// WorkerChange is one observation pushed by Watch. Gone is set when the
-// worker no longer exists; otherwise Worker is its current state.
-type WorkerChange struct {
-	ID     domain.WorkerID
-	Worker domain.Worker
-	Gone   bool
+// Check refuses a spec that the provider of pool must not create: no
+// worker id, or another pool's worker. Every provider's Create starts
+// with it.
+func (s WorkerSpec) Check(pool domain.PoolName) error {
+	if s.ID == "" {
+		return errors.New("worker id is empty")
+	}
+	if s.Pool != "" && s.Pool != pool {
+		return fmt.Errorf("worker pool %q is not this provider's pool %q", s.Pool, pool)
+	}
+	return nil
 }
 
 // Provider creates, stops and lists the workers of one pool.
@@ -52,7 +58,7 @@ type Provider interface {
 	List(ctx context.Context) ([]domain.Worker, error)
 	// Watch pushes changes until ctx ends or the stream breaks (the channel
 	// is then closed; the caller re-lists and watches again).
-	Watch(ctx context.Context) (<-chan WorkerChange, error)
+	Watch(ctx context.Context) (<-chan domain.WorkerChange, error)
 	// Ping checks that the provider's backend answers.
 	Ping(ctx context.Context) error
 }

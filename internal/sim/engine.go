@@ -5,27 +5,26 @@ import (
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/providers"
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 )
 
-// engineCtl drives the daemon's own scaler.Engine, the one its Reconciler
+// engineCtl drives the daemon's own engine.Engine, the one its Reconciler
 // drives, through the same calls: ApplyJob for each job event, OpDone for
 // each provider call, ObserveChange when a worker becomes ready, Reconcile
 // after each instant, and NextWake to schedule the next reconcile with no
 // event (idle timeouts, cooldowns, schedules). The simulated provider
 // answers every call at once; only booting takes time.
 type engineCtl struct {
-	eng  *scaler.Engine
-	pool *scaler.Pool
+	eng  *engine.Engine
+	pool *engine.Pool
 	name domain.PoolName
 	byID map[domain.WorkerID]*worker
 	seq  int
 }
 
-func newEngineCtl(c scaler.PoolConfig) *engineCtl {
+func newEngineCtl(c engine.PoolConfig) *engineCtl {
 	c.DryRun = false // the simulation shows what the policy would do
-	eng := scaler.NewEngine([]scaler.PoolConfig{c}, 0)
+	eng := engine.NewEngine([]engine.PoolConfig{c}, 0)
 	return &engineCtl{eng: eng, pool: eng.Pool(c.Name), name: c.Name, byID: map[domain.WorkerID]*worker{}}
 }
 
@@ -55,7 +54,7 @@ func (c *engineCtl) started(w *world, j int, wk *worker)  { c.job(w, domain.JobS
 func (c *engineCtl) finished(w *world, j int, wk *worker) { c.job(w, domain.JobFinished, j, wk) }
 
 func (c *engineCtl) ready(w *world, wk *worker) {
-	c.eng.ObserveChange(c.name, providers.WorkerChange{ID: wk.id, Worker: domain.Worker{ID: wk.id, Pool: c.name, Phase: domain.PhaseReady}}, w.at())
+	c.eng.ObserveChange(c.name, domain.WorkerChange{ID: wk.id, Worker: domain.Worker{ID: wk.id, Pool: c.name, Phase: domain.PhaseReady}}, w.at())
 	c.effects(w)
 }
 
@@ -86,15 +85,15 @@ func (c *engineCtl) effects(w *world) {
 		t := w.at()
 		for _, op := range fx.Ops {
 			switch op.Kind {
-			case scaler.OpCreate:
+			case engine.OpCreate:
 				wk := c.byID[op.Worker]
 				if wk == nil {
 					wk = w.create()
 					wk.id = op.Worker
 					c.byID[op.Worker] = wk
 				}
-				c.eng.OpDone(c.name, scaler.OpCreate, op.Worker, domain.Worker{ID: op.Worker, Pool: c.name, Phase: domain.PhasePending, CreatedAt: t}, nil, t)
-			case scaler.OpStop, scaler.OpDelete:
+				c.eng.OpDone(c.name, engine.OpCreate, op.Worker, domain.Worker{ID: op.Worker, Pool: c.name, Phase: domain.PhasePending, CreatedAt: t}, nil, t)
+			case engine.OpStop, engine.OpDelete:
 				if wk := c.byID[op.Worker]; wk != nil {
 					w.stop(wk)
 					delete(c.byID, op.Worker)

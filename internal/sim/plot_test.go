@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 )
 
 // ParseSVG checks that b is well-formed XML with an <svg> root and
@@ -48,7 +48,7 @@ func TestWritePlot(t *testing.T) {
 	tr.Jobs = append(tr.Jobs, Job{ID: "<&>", Pool: "b&w", Queued: time.Hour, Duration: time.Minute})
 	a, b := poolConfig(nil), poolConfig(nil)
 	a.Name, b.Name = "default", "b&w"
-	rep, err := Simulate(Options{Trace: tr, Name: `burst "quoted" <name>`, Pools: []scaler.PoolConfig{a, b},
+	rep, err := Simulate(Options{Trace: tr, Name: `burst "quoted" <name>`, Pools: []engine.PoolConfig{a, b},
 		Provisioning: Provisioning{Median: 20 * time.Second, P95: 30 * time.Second}, Compare: true, Timeline: true})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 )
 
 // Options describe a simulation.
@@ -14,9 +14,9 @@ type Options struct {
 	Trace *Trace
 	// Name describes the trace in the report.
 	Name string
-	// Pools are the configuration's pools (app.PoolConfig of each). Jobs of
+	// Pools are the configuration's pools (config.Config.EnginePool of each). Jobs of
 	// other pools are left out and counted in the report's notes.
-	Pools []scaler.PoolConfig
+	Pools []engine.PoolConfig
 	// Label names the configuration's run ("config" if empty).
 	Label        string
 	Provisioning Provisioning
@@ -122,7 +122,7 @@ func Parallel(runs []func() Result) []Result {
 
 // RunEngine replays jobs (of one pool) through the daemon's engine with
 // the pool's configuration.
-func RunEngine(tr *Trace, jobs []Job, pc scaler.PoolConfig, prov Provisioning, seed uint64, timeline bool) Result {
+func RunEngine(tr *Trace, jobs []Job, pc engine.PoolConfig, prov Provisioning, seed uint64, timeline bool) Result {
 	began := time.Now()
 	c := newEngineCtl(pc)
 	w := newWorld(tr, jobs, pc.Settings.JobsPerWorker, prov, seed, c, timelineFor(jobs, timeline))
@@ -135,7 +135,7 @@ func RunEngine(tr *Trace, jobs []Job, pc scaler.PoolConfig, prov Provisioning, s
 
 // RunAnchor replays jobs under an anchor's formula, with the pool's knobs
 // mapped onto the anchor's.
-func RunAnchor(name string, tr *Trace, jobs []Job, pc scaler.PoolConfig, prov Provisioning, seed uint64) Result {
+func RunAnchor(name string, tr *Trace, jobs []Job, pc engine.PoolConfig, prov Provisioning, seed uint64) Result {
 	began := time.Now()
 	ctl := newAnchor(name, pc.Settings)
 	if ctl == nil {

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/policy"
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
 )
 
 // The three-job trace every hand-computed test uses, with a fixed 10 s
@@ -26,8 +26,8 @@ func threeJobs() *Trace {
 
 var tenSeconds = Provisioning{Median: 10 * time.Second}
 
-func poolConfig(mod func(*policy.Settings)) scaler.PoolConfig {
-	c := scaler.PoolConfig{Name: "p", Provider: "sim", Settings: policy.Settings{
+func poolConfig(mod func(*policy.Settings)) engine.PoolConfig {
+	c := engine.PoolConfig{Name: "p", Provider: "sim", Settings: policy.Settings{
 		MaxWorkers: 10, JobsPerWorker: 1, IdleTimeout: 30 * time.Second,
 		ProvisionTimeout: 5 * time.Minute, MaxConcurrentProvisioning: 10}, RetryInitial: time.Second, RetryMax: time.Minute}
 	if mod != nil {
@@ -157,7 +157,7 @@ func TestOracleSlotsAndEdges(t *testing.T) {
 func TestSimulateReport(t *testing.T) {
 	tr := threeJobs()
 	tr.Jobs = append(tr.Jobs, Job{ID: "X", Pool: "other", Queued: time.Second, Duration: time.Second})
-	rep, err := Simulate(Options{Trace: tr, Name: "three jobs", Pools: []scaler.PoolConfig{poolConfig(nil)},
+	rep, err := Simulate(Options{Trace: tr, Name: "three jobs", Pools: []engine.PoolConfig{poolConfig(nil)},
 		Provisioning: tenSeconds, Compare: true, Timeline: true})
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func TestSimulateReport(t *testing.T) {
 	if peakPending != 1 || peakWorkers != 2 {
 		t.Errorf("timeline peaks: pending %d workers %d, want 1 and 2", peakPending, peakWorkers)
 	}
-	if _, err := Simulate(Options{Trace: tr, Pools: []scaler.PoolConfig{poolConfig(nil)}}); err == nil {
+	if _, err := Simulate(Options{Trace: tr, Pools: []engine.PoolConfig{poolConfig(nil)}}); err == nil {
 		t.Errorf("no provisioning time: no error")
 	}
 }

@@ -1,5 +1,5 @@
 // Package sim replays job traces in virtual time through the autoscaler's
-// own engine (internal/scaler.Engine, which calls internal/policy), with a
+// own engine (internal/engine.Engine, which calls internal/policy), with a
 // simulated provider and a simulated scheduler, and measures what a
 // configuration costs and how long jobs wait. It also computes the oracle
 // (the physical limit) and replays the same trace under the published

@@ -23,11 +23,8 @@ import (
 // after the start.
 func (p *Provider) Create(ctx context.Context, spec providers.WorkerSpec) (domain.Worker, error) {
 	name := domain.WorkerName(spec.ID)
-	if spec.ID == "" {
-		return domain.Worker{}, errors.New("creating container: worker id is empty")
-	}
-	if spec.Pool != "" && spec.Pool != p.cfg.Pool {
-		return domain.Worker{}, fmt.Errorf("creating container %s: worker pool %q is not this provider's pool %q", name, spec.Pool, p.cfg.Pool)
+	if err := spec.Check(p.cfg.Pool); err != nil {
+		return domain.Worker{}, fmt.Errorf("creating container %s: %w", name, err)
 	}
 
 	// A retried Create finds its container without touching the image.

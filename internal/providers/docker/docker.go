@@ -10,7 +10,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/mount"
@@ -27,9 +26,9 @@ const Name = "docker"
 
 // Pull policies (config.Docker.PullPolicy).
 const (
-	PullAlways       = "always"
-	PullIfNotPresent = "if-not-present"
-	PullNever        = "never"
+	PullAlways       = config.PullAlways
+	PullIfNotPresent = config.PullIfNotPresent
+	PullNever        = config.PullNever
 )
 
 // ErrNotOwned reports that a container with a worker's name exists but does
@@ -72,6 +71,12 @@ type Provider struct {
 
 var _ providers.Provider = (*Provider)(nil)
 
+// ValidateConfig reports every problem of a pool's docker section, keyed
+// from "docker.": the rules of config.Docker.Check, which config
+// validation applies too, so autoscaler validate and New refuse the same
+// sections.
+func ValidateConfig(d config.Docker) error { return d.Check() }
+
 // New checks cfg and builds a client for the pool's engine: DOCKER_HOST and
 // the other DOCKER_* variables, overridden by cfg.Docker.Host when set, with
 // API version negotiation (the engine may be older than the client). It does
@@ -83,19 +88,11 @@ func New(cfg Config, log zerolog.Logger) (*Provider, error) {
 	if err := domain.ValidatePoolName(string(cfg.Pool)); err != nil {
 		return nil, fmt.Errorf("docker provider: %w", err)
 	}
-	if cfg.Docker.Image == "" {
-		return nil, fmt.Errorf("docker provider for pool %s: docker.image is empty", cfg.Pool)
+	if err := ValidateConfig(cfg.Docker); err != nil {
+		return nil, fmt.Errorf("docker provider for pool %s: %w", cfg.Pool, err)
 	}
 	if cfg.Resources.CPUMillis < 0 || cfg.Resources.MemoryMB < 0 {
 		return nil, fmt.Errorf("docker provider for pool %s: resources must not be negative", cfg.Pool)
-	}
-	policy := cfg.Docker.PullPolicy
-	switch policy {
-	case "":
-		policy = PullIfNotPresent
-	case PullAlways, PullIfNotPresent, PullNever:
-	default:
-		return nil, fmt.Errorf("docker provider for pool %s: pull policy %q is not one of always, if-not-present, never", cfg.Pool, policy)
 	}
 	mounts := make([]mount.Mount, 0, len(cfg.Docker.Mounts))
 	for _, spec := range cfg.Docker.Mounts {
@@ -123,7 +120,7 @@ func New(cfg Config, log zerolog.Logger) (*Provider, error) {
 		cli:    cli,
 		log:    log.With().Str("provider", Name).Str("pool", string(cfg.Pool)).Logger(),
 		mounts: mounts,
-		policy: policy,
+		policy: cfg.Docker.PullPolicy,
 	}, nil
 }
 
@@ -146,44 +143,20 @@ func (p *Provider) Ping(ctx context.Context) error {
 	return nil
 }
 
-// parseMount parses "host:container[:ro|rw]" into a bind mount. Both paths
-// must be absolute: a relative source would make the engine create a named
-// volume instead of a bind mount.
+// parseMount turns a docker.mounts entry into a bind mount (the rules are
+// config.ParseMount's).
 func parseMount(spec string) (mount.Mount, error) {
-	parts := strings.Split(spec, ":")
-	if len(parts) < 2 || len(parts) > 3 {
-		return mount.Mount{}, fmt.Errorf("mount %q is not host:container[:ro]", spec)
+	m, err := config.ParseMount(spec)
+	if err != nil {
+		return mount.Mount{}, err
 	}
-	src, dst := parts[0], parts[1]
-	if !strings.HasPrefix(src, "/") || !strings.HasPrefix(dst, "/") {
-		return mount.Mount{}, fmt.Errorf("mount %q: host and container paths must be absolute", spec)
-	}
-	m := mount.Mount{Type: mount.TypeBind, Source: src, Target: dst}
-	if len(parts) == 3 {
-		switch parts[2] {
-		case "ro":
-			m.ReadOnly = true
-		case "rw":
-		default:
-			return mount.Mount{}, fmt.Errorf("mount %q: mode %q is not ro or rw", spec, parts[2])
-		}
-	}
-	return m, nil
+	return mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}, nil
 }
 
 // owned reports whether labels mark a worker of this owner and pool, and
 // returns its id.
 func (p *Provider) owned(labels map[string]string) (domain.WorkerID, bool) {
-	if labels[domain.LabelWorker] != "true" ||
-		labels[domain.LabelOwner] != p.cfg.Owner ||
-		labels[domain.LabelWorkerPool] != string(p.cfg.Pool) {
-		return "", false
-	}
-	id := labels[domain.LabelWorkerID]
-	if id == "" {
-		return "", false
-	}
-	return domain.WorkerID(id), true
+	return domain.OwnedWorker(labels, p.cfg.Owner, p.cfg.Pool)
 }
 
 // ownedAs reports whether labels mark exactly worker id of this owner and pool.

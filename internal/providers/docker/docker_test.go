@@ -390,7 +390,7 @@ func TestWatch(t *testing.T) {
 	if _, err := p.Create(ctx, providers.WorkerSpec{ID: id, Pool: testPool}); err != nil {
 		t.Fatal(err)
 	}
-	await := func(what string, match func(providers.WorkerChange) bool) providers.WorkerChange {
+	await := func(what string, match func(domain.WorkerChange) bool) domain.WorkerChange {
 		t.Helper()
 		timeout := time.After(20 * time.Second)
 		for {
@@ -411,12 +411,12 @@ func TestWatch(t *testing.T) {
 			}
 		}
 	}
-	await("ready", func(ch providers.WorkerChange) bool { return !ch.Gone && ch.Worker.Phase == domain.PhaseReady })
+	await("ready", func(ch domain.WorkerChange) bool { return !ch.Gone && ch.Worker.Phase == domain.PhaseReady })
 
 	if err := cli.ContainerKill(ctx, domain.WorkerName(id), "SIGKILL"); err != nil {
 		t.Fatal(err)
 	}
-	ch := await("failed", func(ch providers.WorkerChange) bool { return !ch.Gone && ch.Worker.Phase == domain.PhaseFailed })
+	ch := await("failed", func(ch domain.WorkerChange) bool { return !ch.Gone && ch.Worker.Phase == domain.PhaseFailed })
 	if ch.Worker.Reason != "exited with code 137 (SIGKILL)" || ch.Worker.ID != id || ch.Worker.Pool != testPool {
 		t.Errorf("killed worker reported as %+v, want reason %q", ch.Worker, "exited with code 137 (SIGKILL)")
 	}
@@ -427,7 +427,7 @@ func TestWatch(t *testing.T) {
 	if err := cli.ContainerRemove(ctx, domain.WorkerName(id), container.RemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	await("gone", func(ch providers.WorkerChange) bool { return ch.Gone })
+	await("gone", func(ch domain.WorkerChange) bool { return ch.Gone })
 
 	cancel()
 	select {

@@ -13,7 +13,6 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/providers"
 )
 
 // lookup inspects the worker's container and checks that it is ours. It
@@ -64,7 +63,7 @@ func (p *Provider) Stop(ctx context.Context, id domain.WorkerID, grace time.Dura
 	if err := p.remove(ctx, ci.ID); err != nil {
 		return fmt.Errorf("removing stopped container %s: %w", name, err)
 	}
-	p.log.Debug().Str("worker_id", string(id)).Dur("grace", grace).Msg("container stopped and removed")
+	p.log.Debug().Str("worker_id", string(id)).Stringer("grace", grace).Msg("container stopped and removed")
 	return nil
 }
 
@@ -158,12 +157,12 @@ const inspectTimeout = 10 * time.Second
 // the worker's state after each lifecycle event (Gone once it is
 // destroyed). The channel is closed when ctx ends or the event stream
 // breaks; the caller then lists and watches again.
-func (p *Provider) Watch(ctx context.Context) (<-chan providers.WorkerChange, error) {
+func (p *Provider) Watch(ctx context.Context) (<-chan domain.WorkerChange, error) {
 	args := p.filterArgs()
 	args.Add("type", string(events.ContainerEventType))
 	ctx, cancel := context.WithCancel(ctx)
 	msgs, errs := p.cli.Events(ctx, events.ListOptions{Filters: args})
-	out := make(chan providers.WorkerChange, 64)
+	out := make(chan domain.WorkerChange, 64)
 	go func() {
 		defer close(out)
 		defer cancel()
@@ -193,39 +192,39 @@ func (p *Provider) Watch(ctx context.Context) (<-chan providers.WorkerChange, er
 }
 
 // change turns an engine event into a worker change.
-func (p *Provider) change(ctx context.Context, m events.Message) (providers.WorkerChange, bool) {
+func (p *Provider) change(ctx context.Context, m events.Message) (domain.WorkerChange, bool) {
 	if m.Type != events.ContainerEventType {
-		return providers.WorkerChange{}, false
+		return domain.WorkerChange{}, false
 	}
 	if !watchedActions[m.Action] && !strings.HasPrefix(string(m.Action), string(events.ActionHealthStatus)) {
-		return providers.WorkerChange{}, false
+		return domain.WorkerChange{}, false
 	}
 	// Container events carry the container's labels as attributes.
 	id, ok := p.owned(m.Actor.Attributes)
 	if !ok {
-		return providers.WorkerChange{}, false
+		return domain.WorkerChange{}, false
 	}
 	if m.Action == events.ActionDestroy {
-		return providers.WorkerChange{ID: id, Gone: true}, true
+		return domain.WorkerChange{ID: id, Gone: true}, true
 	}
 	ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
 	ci, err := p.cli.ContainerInspect(ictx, m.Actor.ID)
 	if err != nil {
 		if isNotFound(err) {
-			return providers.WorkerChange{ID: id, Gone: true}, true
+			return domain.WorkerChange{ID: id, Gone: true}, true
 		}
 		if ctx.Err() == nil {
 			p.log.Warn().Err(err).Str("worker_id", string(id)).Str("action", string(m.Action)).Msg("inspecting container after event")
 		}
-		return providers.WorkerChange{}, false
+		return domain.WorkerChange{}, false
 	}
 	var labels map[string]string
 	if ci.Config != nil {
 		labels = ci.Config.Labels
 	}
 	if !p.ownedAs(labels, id) {
-		return providers.WorkerChange{}, false
+		return domain.WorkerChange{}, false
 	}
-	return providers.WorkerChange{ID: id, Worker: p.workerFromInspect(ci)}, true
+	return domain.WorkerChange{ID: id, Worker: p.workerFromInspect(ci)}, true
 }

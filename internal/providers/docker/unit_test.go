@@ -99,7 +99,9 @@ func TestParseMount(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	ok := Config{Owner: "o", Pool: "p", Docker: config.Docker{Image: "img"}}
+	d := config.PoolDefaults().Docker
+	d.Image = "img"
+	ok := Config{Owner: "o", Pool: "p", Docker: d}
 	tests := []struct {
 		name    string
 		mutate  func(*Config)

@@ -17,7 +17,7 @@ import (
 func New(owner string, pool config.Pool, log zerolog.Logger) (providers.Provider, error) {
 	log = log.With().Str("pool", pool.Name).Str("provider", pool.Provider).Logger()
 	switch pool.Provider {
-	case "docker":
+	case docker.Name:
 		p, err := docker.New(docker.Config{
 			Owner:     owner,
 			Pool:      pool.PoolName(),
@@ -30,7 +30,7 @@ func New(owner string, pool config.Pool, log zerolog.Logger) (providers.Provider
 			return nil, fmt.Errorf("pool %s: %w", pool.Name, err)
 		}
 		return p, nil
-	case "kubernetes":
+	case kubernetes.Name:
 		p, err := kubernetes.New(kubernetes.Config{
 			Owner:      owner,
 			Pool:       pool.PoolName(),
@@ -49,14 +49,19 @@ func New(owner string, pool config.Pool, log zerolog.Logger) (providers.Provider
 	}
 }
 
-// Validate checks what only a provider can check, without connecting to
-// anything: for a kubernetes pool, that pod_template decodes into a
-// PodSpec, and label, toleration and selector syntax. Each problem is one
-// error, keyed from the provider's section ("kubernetes.pod_template: ...").
+// Validate checks the pool's provider section with the provider's own
+// rules (the ones New applies), without connecting to anything: for a
+// docker pool the image, pull policy, network and mounts; for a kubernetes
+// pool the same basics plus pod_template, label, toleration and selector
+// syntax. Each problem is one error, keyed from the provider's section
+// ("docker.mounts: ..."). autoscaler validate and the daemon's start both
+// call it.
 func Validate(pool config.Pool) error {
 	switch pool.Provider {
-	case "kubernetes":
+	case docker.Name:
+		return docker.ValidateConfig(pool.Docker)
+	case kubernetes.Name:
 		return kubernetes.ValidateConfig(pool.Kubernetes)
 	}
-	return nil
+	return fmt.Errorf("provider: %q is not available: use docker or kubernetes", pool.Provider)
 }

@@ -360,7 +360,7 @@ func leastPrivilegeProvider(t *testing.T, c *k8scluster.Cluster, kubeconfig stri
 	if _, err := in.Create(ctx, providers.WorkerSpec{ID: id}); err != nil { // AlreadyExists: get and adopt
 		t.Errorf("second Create (adopt) in hodei-workers: %v", err)
 	}
-	watchFor(t, ch, 30*time.Second, "ready", func(c providers.WorkerChange) bool { return c.ID == id && c.Worker.Phase == domain.PhaseReady })
+	watchFor(t, ch, 30*time.Second, "ready", func(c domain.WorkerChange) bool { return c.ID == id && c.Worker.Phase == domain.PhaseReady })
 	if ws, err := in.List(ctx); err != nil || len(ws) != 1 {
 		t.Errorf("List in hodei-workers: %+v, %v", ws, err)
 	}

@@ -37,7 +37,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 // next waits for the next change of a Watch that satisfies ok.
-func next(t *testing.T, ch <-chan providers.WorkerChange, what string, ok func(providers.WorkerChange) bool) providers.WorkerChange {
+func next(t *testing.T, ch <-chan domain.WorkerChange, what string, ok func(domain.WorkerChange) bool) domain.WorkerChange {
 	t.Helper()
 	timeout := time.After(5 * time.Second)
 	for {
@@ -97,7 +97,7 @@ func TestProviderOnFakeClientset(t *testing.T) {
 	if _, err := p.Create(ctx, providers.WorkerSpec{ID: testID, Pool: "other"}); err == nil {
 		t.Error("Create for another pool succeeded")
 	}
-	next(t, ch, "the created pod", func(c providers.WorkerChange) bool { return c.ID == testID && !c.Gone })
+	next(t, ch, "the created pod", func(c domain.WorkerChange) bool { return c.ID == testID && !c.Gone })
 
 	// The kubelet's part, by hand: Running and Ready.
 	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
@@ -105,7 +105,7 @@ func TestProviderOnFakeClientset(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("ci").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	c := next(t, ch, "ready", func(c providers.WorkerChange) bool { return c.Worker.Phase == domain.PhaseReady })
+	c := next(t, ch, "ready", func(c domain.WorkerChange) bool { return c.Worker.Phase == domain.PhaseReady })
 	if c.Worker.Reason != "running and ready on node n1" || c.Worker.Pool != "linux" {
 		t.Errorf("ready change %+v", c)
 	}
@@ -132,7 +132,7 @@ func TestProviderOnFakeClientset(t *testing.T) {
 	if grace == nil || *grace != 3 {
 		t.Errorf("Stop's gracePeriodSeconds %v, want 3", grace)
 	}
-	next(t, ch, "gone", func(c providers.WorkerChange) bool { return c.ID == testID && c.Gone })
+	next(t, ch, "gone", func(c domain.WorkerChange) bool { return c.ID == testID && c.Gone })
 	if ws, _ := p.List(ctx); len(ws) != 0 {
 		t.Errorf("List after Stop = %+v", ws)
 	}

@@ -17,7 +17,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/providers"
 )
 
 // watchBuffer is how many changes a Watch channel holds beyond the
@@ -34,7 +33,7 @@ var errClosed = errors.New("kubernetes provider is closed")
 
 // subscriber is one Watch.
 type subscriber struct {
-	ch   chan providers.WorkerChange
+	ch   chan domain.WorkerChange
 	done chan struct{}
 }
 
@@ -143,7 +142,7 @@ func (p *Provider) seen(obj, oldObj any) {
 	if c, ok := p.created[pod.Name]; ok && c.pod.UID == pod.UID {
 		delete(p.created, pod.Name)
 	}
-	var change providers.WorkerChange
+	var change domain.WorkerChange
 	switch {
 	case pod.DeletionTimestamp != nil:
 		// Being deleted: gone from the pool's point of view (it takes no
@@ -152,9 +151,9 @@ func (p *Provider) seen(obj, oldObj any) {
 		if old != nil && old.DeletionTimestamp != nil {
 			return
 		}
-		change = providers.WorkerChange{ID: id, Gone: true}
+		change = domain.WorkerChange{ID: id, Gone: true}
 	case p.isDeletedLocked(pod.UID):
-		change = providers.WorkerChange{ID: id, Gone: true}
+		change = domain.WorkerChange{ID: id, Gone: true}
 	default:
 		w := p.workerOf(pod, id)
 		if old != nil && old.DeletionTimestamp == nil {
@@ -162,7 +161,7 @@ func (p *Provider) seen(obj, oldObj any) {
 				return // nothing the scaler cares about changed
 			}
 		}
-		change = providers.WorkerChange{ID: id, Worker: w}
+		change = domain.WorkerChange{ID: id, Worker: w}
 	}
 	p.broadcastLocked(change)
 }
@@ -185,7 +184,7 @@ func (p *Provider) removed(obj any) {
 		delete(p.gone, pod.UID)
 	}
 	if ok {
-		p.broadcastLocked(providers.WorkerChange{ID: id, Gone: true})
+		p.broadcastLocked(domain.WorkerChange{ID: id, Gone: true})
 	}
 }
 
@@ -197,7 +196,7 @@ func (p *Provider) isDeletedLocked(uid types.UID) bool {
 // broadcastLocked hands a change to every Watch without blocking the
 // informer: a subscriber whose buffer is full is dropped (its channel
 // closed), and re-lists.
-func (p *Provider) broadcastLocked(c providers.WorkerChange) {
+func (p *Provider) broadcastLocked(c domain.WorkerChange) {
 	for s := range p.subs {
 		select {
 		case s.ch <- c:
@@ -222,7 +221,7 @@ func (p *Provider) unsubscribeLocked(s *subscriber) {
 // ends, the provider is closed or the reader falls more than watchBuffer
 // changes behind; the channel is then closed. A pod being deleted is
 // reported Gone at once.
-func (p *Provider) Watch(ctx context.Context) (<-chan providers.WorkerChange, error) {
+func (p *Provider) Watch(ctx context.Context) (<-chan domain.WorkerChange, error) {
 	p.start()
 	p.mu.Lock()
 	if p.ctx.Err() != nil {
@@ -230,9 +229,9 @@ func (p *Provider) Watch(ctx context.Context) (<-chan providers.WorkerChange, er
 		return nil, errClosed
 	}
 	current := p.listLocked()
-	s := &subscriber{ch: make(chan providers.WorkerChange, len(current)+watchBuffer), done: make(chan struct{})}
+	s := &subscriber{ch: make(chan domain.WorkerChange, len(current)+watchBuffer), done: make(chan struct{})}
 	for _, w := range current {
-		s.ch <- providers.WorkerChange{ID: w.ID, Worker: w}
+		s.ch <- domain.WorkerChange{ID: w.ID, Worker: w}
 	}
 	p.subs[s] = struct{}{}
 	p.mu.Unlock()

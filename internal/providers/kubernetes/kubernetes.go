@@ -192,9 +192,6 @@ func checkConfig(cfg Config) error {
 	if cfg.Resources.CPUMillis < 0 || cfg.Resources.MemoryMB < 0 {
 		return fmt.Errorf("kubernetes provider for pool %s: resources must not be negative", cfg.Pool)
 	}
-	if cfg.Kubernetes.Namespace == "" {
-		return fmt.Errorf("kubernetes provider for pool %s: kubernetes.namespace is empty", cfg.Pool)
-	}
 	if err := ValidateConfig(cfg.Kubernetes); err != nil {
 		return fmt.Errorf("kubernetes provider for pool %s: %w", cfg.Pool, err)
 	}
@@ -284,16 +281,7 @@ func (p *Provider) Ping(ctx context.Context) error {
 // owned reports whether labels mark a worker of this owner and pool, and
 // returns its id.
 func (p *Provider) owned(l map[string]string) (domain.WorkerID, bool) {
-	if l[domain.LabelWorker] != "true" ||
-		l[domain.LabelOwner] != p.cfg.Owner ||
-		l[domain.LabelWorkerPool] != string(p.cfg.Pool) {
-		return "", false
-	}
-	id := l[domain.LabelWorkerID]
-	if id == "" {
-		return "", false
-	}
-	return domain.WorkerID(id), true
+	return domain.OwnedWorker(l, p.cfg.Owner, p.cfg.Pool)
 }
 
 // ownedAs reports whether labels mark exactly worker id of this owner and

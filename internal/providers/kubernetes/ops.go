@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -23,11 +22,8 @@ import (
 // until it is gone). The worker is returned as the API server answered.
 func (p *Provider) Create(ctx context.Context, spec providers.WorkerSpec) (domain.Worker, error) {
 	name := domain.WorkerName(spec.ID)
-	if spec.ID == "" {
-		return domain.Worker{}, errors.New("creating pod: worker id is empty")
-	}
-	if spec.Pool != "" && spec.Pool != p.cfg.Pool {
-		return domain.Worker{}, fmt.Errorf("creating pod %s: worker pool %q is not this provider's pool %q", name, spec.Pool, p.cfg.Pool)
+	if err := spec.Check(p.cfg.Pool); err != nil {
+		return domain.Worker{}, fmt.Errorf("creating pod %s: %w", name, err)
 	}
 	if p.ctx.Err() != nil {
 		return domain.Worker{}, errClosed
@@ -171,14 +167,14 @@ func (p *Provider) Stop(ctx context.Context, id domain.WorkerID, grace time.Dura
 	for {
 		select {
 		case <-wait:
-			p.log.Debug().Str("worker_id", string(id)).Dur("grace", grace).Msg("pod stopped and removed")
+			p.log.Debug().Str("worker_id", string(id)).Stringer("grace", grace).Msg("pod stopped and removed")
 			return nil
 		case <-tick.C:
 			if p.inf.HasSynced() && !p.cached(pod) {
 				return nil
 			}
 		case <-ctx.Done():
-			p.log.Warn().Str("worker_id", string(id)).Dur("grace", grace).Msg("pod still terminating; Kubernetes will finish removing it")
+			p.log.Warn().Str("worker_id", string(id)).Stringer("grace", grace).Msg("pod still terminating; Kubernetes will finish removing it")
 			return nil
 		case <-p.ctx.Done():
 			return nil

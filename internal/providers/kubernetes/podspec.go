@@ -270,15 +270,17 @@ func decodeTolerations(ts []map[string]any) ([]corev1.Toleration, error) {
 	return out, errors.Join(errs...)
 }
 
-// ValidateConfig reports every problem of a pool's kubernetes settings
-// that the config package cannot see without Kubernetes' types:
-// pod_template must decode into a PodSpec (field names as in the
+// ValidateConfig reports every problem of a pool's kubernetes settings,
+// keyed from "kubernetes." (the caller prefixes the pool): the rules of
+// config.Kubernetes.Check (image, image_pull_policy, namespace, qps,
+// burst), which config validation applies too, and what needs Kubernetes'
+// types: pod_template must decode into a PodSpec (field names as in the
 // Kubernetes API, camelCase) and merge with the provider's fields;
 // tolerations, node_selector, service_account_name, labels and annotations
-// must be what the API server accepts. Keys are named from "kubernetes.",
-// so the caller prefixes the pool.
+// must be what the API server accepts. autoscaler validate and New refuse
+// the same settings.
 func ValidateConfig(k config.Kubernetes) error {
-	var errs []error
+	errs := []error{k.Check()}
 	add := func(err error) {
 		if err != nil {
 			errs = append(errs, err)
@@ -315,11 +317,6 @@ func ValidateConfig(k config.Kubernetes) error {
 	}
 	for _, fe := range apivalidation.ValidateAnnotations(k.Annotations, field.NewPath("kubernetes", "annotations")) {
 		add(errors.New(fe.Error()))
-	}
-	switch k.ImagePullPolicy {
-	case "", string(corev1.PullAlways), string(corev1.PullIfNotPresent), string(corev1.PullNever):
-	default:
-		add(fmt.Errorf("kubernetes.image_pull_policy: must be Always, IfNotPresent or Never (got %q)", k.ImagePullPolicy))
 	}
 	if templateOK && tolerationsOK {
 		// The merge itself, with a stand-in pool.

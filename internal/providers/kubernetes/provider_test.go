@@ -17,7 +17,7 @@ import (
 )
 
 // watchFor reads changes until one satisfies ok.
-func watchFor(t *testing.T, ch <-chan providers.WorkerChange, timeout time.Duration, what string, ok func(providers.WorkerChange) bool) providers.WorkerChange {
+func watchFor(t *testing.T, ch <-chan domain.WorkerChange, timeout time.Duration, what string, ok func(domain.WorkerChange) bool) domain.WorkerChange {
 	t.Helper()
 	deadline := time.After(timeout)
 	var seen []string
@@ -86,7 +86,7 @@ func TestProviderAgainstAPIServer(t *testing.T) {
 	if w.ID != id || w.Phase != domain.PhasePending || w.CreatedAt.IsZero() {
 		t.Errorf("Create returned %+v", w)
 	}
-	ready := watchFor(t, ch, 30*time.Second, "ready", func(c providers.WorkerChange) bool {
+	ready := watchFor(t, ch, 30*time.Second, "ready", func(c domain.WorkerChange) bool {
 		return c.ID == id && c.Worker.Phase == domain.PhaseReady
 	})
 	t.Logf("created to Ready (via Watch) in %s: %q", time.Since(start).Round(time.Millisecond), ready.Worker.Reason)
@@ -136,7 +136,7 @@ func TestProviderAgainstAPIServer(t *testing.T) {
 			ExitCode: 3, Reason: "Error", Message: "lost the bus", StartedAt: now, FinishedAt: now,
 		}},
 	}}})
-	failed := watchFor(t, ch, 10*time.Second, "failed", func(c providers.WorkerChange) bool {
+	failed := watchFor(t, ch, 10*time.Second, "failed", func(c domain.WorkerChange) bool {
 		return c.ID == id && c.Worker.Phase == domain.PhaseFailed
 	})
 	if want := "pod failed; container worker terminated: Error (exit code 3): lost the bus"; failed.Worker.Reason != want {
@@ -147,13 +147,13 @@ func TestProviderAgainstAPIServer(t *testing.T) {
 	if _, err := p.Create(ctx, providers.WorkerSpec{ID: id2}); err != nil {
 		t.Fatal(err)
 	}
-	watchFor(t, ch, 30*time.Second, "second ready", func(c providers.WorkerChange) bool { return c.ID == id2 && c.Worker.Phase == domain.PhaseReady })
+	watchFor(t, ch, 30*time.Second, "second ready", func(c domain.WorkerChange) bool { return c.ID == id2 && c.Worker.Phase == domain.PhaseReady })
 	setStatus(id2, corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{
 		Name: "worker", Image: testImage, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
 			Reason: "Completed", StartedAt: now, FinishedAt: now,
 		}},
 	}}})
-	exited := watchFor(t, ch, 10*time.Second, "exited", func(c providers.WorkerChange) bool {
+	exited := watchFor(t, ch, 10*time.Second, "exited", func(c domain.WorkerChange) bool {
 		return c.ID == id2 && c.Worker.Phase == domain.PhaseExited
 	})
 	t.Logf("exited reason: %q", exited.Worker.Reason)
@@ -166,13 +166,13 @@ func TestProviderAgainstAPIServer(t *testing.T) {
 	if _, err := admin.CoreV1().Pods(ns).Get(ctx, domain.WorkerName(id), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("pod after Delete: %v", err)
 	}
-	watchFor(t, ch, 10*time.Second, "gone", func(c providers.WorkerChange) bool { return c.ID == id && c.Gone })
+	watchFor(t, ch, 10*time.Second, "gone", func(c domain.WorkerChange) bool { return c.ID == id && c.Gone })
 
 	id3 := domain.NewWorkerID()
 	if _, err := p.Create(ctx, providers.WorkerSpec{ID: id3}); err != nil {
 		t.Fatal(err)
 	}
-	watchFor(t, ch, 30*time.Second, "third ready", func(c providers.WorkerChange) bool { return c.ID == id3 && c.Worker.Phase == domain.PhaseReady })
+	watchFor(t, ch, 30*time.Second, "third ready", func(c domain.WorkerChange) bool { return c.ID == id3 && c.Worker.Phase == domain.PhaseReady })
 	rec := recordPods(t, admin, ns, owner)
 	start = time.Now()
 	if err := p.Stop(ctx, id3, 5*time.Second); err != nil {
@@ -222,7 +222,7 @@ func TestProviderReportsTheSchedulersReason(t *testing.T) {
 	if _, err := p.Create(ctx, providers.WorkerSpec{ID: id}); err != nil {
 		t.Fatal(err)
 	}
-	c2 := watchFor(t, ch, 20*time.Second, "unschedulable", func(c providers.WorkerChange) bool {
+	c2 := watchFor(t, ch, 20*time.Second, "unschedulable", func(c domain.WorkerChange) bool {
 		return c.ID == id && strings.HasPrefix(c.Worker.Reason, "Unschedulable")
 	})
 	if c2.Worker.Phase != domain.PhasePending || !strings.Contains(c2.Worker.Reason, "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector") {

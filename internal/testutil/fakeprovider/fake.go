@@ -37,7 +37,7 @@ type Provider struct {
 	mu       sync.Mutex
 	workers  map[domain.WorkerID]domain.Worker
 	calls    []Call
-	watchers []chan providers.WorkerChange
+	watchers []chan domain.WorkerChange
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -110,7 +110,7 @@ func (p *Provider) remove(id domain.WorkerID) {
 	delete(p.workers, id)
 	p.mu.Unlock()
 	if ok {
-		p.push(providers.WorkerChange{ID: id, Gone: true})
+		p.push(domain.WorkerChange{ID: id, Gone: true})
 	}
 }
 
@@ -131,8 +131,8 @@ func (p *Provider) List(ctx context.Context) ([]domain.Worker, error) {
 }
 
 // Watch implements providers.Provider.
-func (p *Provider) Watch(ctx context.Context) (<-chan providers.WorkerChange, error) {
-	ch := make(chan providers.WorkerChange, 1024)
+func (p *Provider) Watch(ctx context.Context) (<-chan domain.WorkerChange, error) {
+	ch := make(chan domain.WorkerChange, 1024)
 	p.mu.Lock()
 	p.watchers = append(p.watchers, ch)
 	p.mu.Unlock()
@@ -170,14 +170,14 @@ func (p *Provider) SetPhase(id domain.WorkerID, ph domain.Phase, reason string) 
 	}
 	p.mu.Unlock()
 	if ok {
-		p.push(providers.WorkerChange{ID: id, Worker: w})
+		p.push(domain.WorkerChange{ID: id, Worker: w})
 	}
 }
 
 // Remove deletes a worker behind the daemon's back.
 func (p *Provider) Remove(id domain.WorkerID) { p.remove(id) }
 
-func (p *Provider) push(c providers.WorkerChange) {
+func (p *Provider) push(c domain.WorkerChange) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, ch := range p.watchers {

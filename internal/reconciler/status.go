@@ -1,9 +1,10 @@
-package scaler
+package reconciler
 
 import (
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 )
 
 // PoolStatus is one pool as /v1/pools shows it.
@@ -28,12 +29,12 @@ type DecisionInfo struct {
 	At      time.Time `json:"at"`
 }
 
-func statusOf(p *Pool, b *Breaker) *PoolStatus {
+func statusOf(p *engine.Pool, b *Breaker) *PoolStatus {
 	st := p.State()
 	s := &PoolStatus{
 		Pool:     string(p.Name()),
-		Provider: p.cfg.Provider,
-		DryRun:   p.cfg.DryRun,
+		Provider: p.Config().Provider,
+		DryRun:   p.Config().DryRun,
 		Pending:  st.Pending,
 		Running:  st.Running,
 		Workers:  make(map[string]int, len(domain.WorkerStates)),

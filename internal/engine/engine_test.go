@@ -1,4 +1,4 @@
-package scaler
+package engine
 
 import (
 	"fmt"
@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/policy"
-	"github.com/hodei/hodei-autoscaler/internal/providers"
 )
 
 const testPool = domain.PoolName("p")
@@ -253,15 +251,15 @@ func TestEngineAdoptsExistingWorkersInsteadOfDuplicating(t *testing.T) {
 func TestEngineWorkerEndingOnItsOwnIsReportedAndReplaced(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		change  providers.WorkerChange
+		change  domain.WorkerChange
 		want    domain.Lifecycle
 		backoff bool
 	}{
-		{name: "crashed", change: providers.WorkerChange{Worker: domain.Worker{Phase: domain.PhaseFailed, Reason: "exited with code 137 (killed)"}},
+		{name: "crashed", change: domain.WorkerChange{Worker: domain.Worker{Phase: domain.PhaseFailed, Reason: "exited with code 137 (killed)"}},
 			want: domain.LifecycleFailed, backoff: true},
-		{name: "exited cleanly", change: providers.WorkerChange{Worker: domain.Worker{Phase: domain.PhaseExited, Reason: "exited with code 0"}},
+		{name: "exited cleanly", change: domain.WorkerChange{Worker: domain.Worker{Phase: domain.PhaseExited, Reason: "exited with code 0"}},
 			want: domain.LifecycleStopped},
-		{name: "removed out of band", change: providers.WorkerChange{Gone: true}, want: domain.LifecycleFailed},
+		{name: "removed out of band", change: domain.WorkerChange{Gone: true}, want: domain.LifecycleFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, nil)
@@ -375,15 +373,15 @@ func TestEngineProviderDownHoldsCreates(t *testing.T) {
 func TestEngineIgnoresUnknownPoolStaleAndUnknownWorker(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start()
-	if r, why := h.e.ApplyJob(domain.JobEvent{Kind: domain.JobQueued, Pool: "nope", JobID: "x"}, h.now); r != Ignored || why != events.ReasonUnknownPool {
+	if r, why := h.e.ApplyJob(domain.JobEvent{Kind: domain.JobQueued, Pool: "nope", JobID: "x"}, h.now); r != Ignored || why != domain.ReasonUnknownPool {
 		t.Errorf("unknown pool: %s %s", r, why)
 	}
 	old := h.now.Add(-25 * time.Hour)
-	if r, why := h.e.ApplyJob(domain.JobEvent{Kind: domain.JobQueued, Pool: testPool, JobID: "x", Time: old, Stored: old}, h.now); r != Ignored || why != events.ReasonStale {
+	if r, why := h.e.ApplyJob(domain.JobEvent{Kind: domain.JobQueued, Pool: testPool, JobID: "x", Time: old, Stored: old}, h.now); r != Ignored || why != domain.ReasonStale {
 		t.Errorf("stale: %s %s", r, why)
 	}
 	h.job(domain.JobQueued, "a", "")
-	if r, why := h.job(domain.JobStarted, "a", domain.NewWorkerID()); r != Ignored || why != events.ReasonUnknownWorker {
+	if r, why := h.job(domain.JobStarted, "a", domain.NewWorkerID()); r != Ignored || why != domain.ReasonUnknownWorker {
 		t.Errorf("unknown worker: %s %s", r, why)
 	}
 	if st := h.state(); st.Pending != 1 || st.Running != 0 {
@@ -502,7 +500,7 @@ func TestEngineIgnoresLateSightingsOfRemovedWorkers(t *testing.T) {
 	h.done(fx.Ops, OpStop, nil)
 	h.reconcile()
 
-	for _, c := range []providers.WorkerChange{
+	for _, c := range []domain.WorkerChange{
 		{ID: ws[0], Worker: domain.Worker{ID: ws[0], Phase: domain.PhaseExited, Reason: "being removed"}},
 		{ID: ws[0], Worker: domain.Worker{ID: ws[0], Phase: domain.PhaseReady}},
 	} {

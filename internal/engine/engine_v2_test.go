@@ -1,25 +1,14 @@
-package scaler
+package engine
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	_ "time/tzdata"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/rs/zerolog"
-
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/events"
-	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/policy"
-	"github.com/hodei/hodei-autoscaler/internal/providers"
-	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
 )
 
 // pending answers the creates in ops with workers that are still
@@ -37,7 +26,7 @@ func (h *harness) pending(ops []Op) []domain.WorkerID {
 
 func (h *harness) boot(ids ...domain.WorkerID) {
 	for _, id := range ids {
-		h.e.ObserveChange(testPool, providers.WorkerChange{ID: id, Worker: domain.Worker{ID: id, Pool: testPool, Phase: domain.PhaseReady}}, h.now)
+		h.e.ObserveChange(testPool, domain.WorkerChange{ID: id, Worker: domain.Worker{ID: id, Pool: testPool, Phase: domain.PhaseReady}}, h.now)
 	}
 }
 
@@ -330,101 +319,4 @@ func TestEngineV2ScheduleWakesAtItsBoundary(t *testing.T) {
 	if d.Schedule != "office" || !strings.Contains(d.Reason, `raised to min_workers 3 (schedule "office")`) {
 		t.Fatalf("decision %+v", d)
 	}
-}
-
-// dry_run: decisions are computed, published marked dry-run, logged and
-// exposed in metrics; no provider call is made. Checked through the
-// Reconciler, which does the logging, publishing and metrics.
-func TestDryRunIsLoggedPublishedAndMeasuredWithoutProviderCalls(t *testing.T) {
-	fake := fakeprovider.New(testPool)
-	pub := &capturePub{decisions: make(chan domain.DecisionData, 16)}
-	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
-	var logs syncBuffer
-	eng := NewEngine([]PoolConfig{{Name: testPool, Provider: "fake", DryRun: true,
-		Settings:     policy.Settings{MaxWorkers: 5, JobsPerWorker: 1, IdleTimeout: time.Minute, ProvisionTimeout: time.Minute, MaxConcurrentProvisioning: 5},
-		RetryInitial: time.Second, RetryMax: time.Second}}, time.Hour)
-	r := NewReconciler(eng, map[domain.PoolName]providers.Provider{testPool: fake}, pub, m, zerolog.New(&logs), Options{
-		Interval: time.Hour, ResyncInterval: time.Hour, ProviderTimeout: 5 * time.Second, BreakerFailures: 3,
-		BreakerCooldown: time.Second, MaxConcurrentOps: 4, ShutdownTimeout: time.Second})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	stop := sync.OnceValue(func() error { cancel(); return <-done })
-	t.Cleanup(func() { _ = stop() })
-
-	now := time.Now()
-	for i := range 2 {
-		r.Deliver(events.Delivery{Type: domain.TypeJobQueued, CaughtUp: i == 1, Event: domain.JobEvent{
-			Kind: domain.JobQueued, Pool: testPool, JobID: domain.JobID(fmt.Sprint(i)), Time: now, Stored: now}})
-	}
-	timeout := time.After(10 * time.Second)
-	var got domain.DecisionData
-	for got.Desired != 2 {
-		select {
-		case got = <-pub.decisions:
-		case <-timeout:
-			t.Fatalf("no decision for 2 workers published; last %+v", got)
-		}
-	}
-	if !got.DryRun || !strings.Contains(got.Reason, "pending 2") {
-		t.Fatalf("published decision %+v, want dry_run and its reason", got)
-	}
-	if err := stop(); err != nil && err != context.Canceled {
-		t.Fatalf("run: %v", err)
-	}
-
-	if calls := fake.Calls(); len(calls) != 0 {
-		t.Errorf("dry run made provider calls: %+v", calls)
-	}
-	if v := testutil.ToFloat64(m.DesiredWorkers.WithLabelValues(string(testPool))); v != 2 {
-		t.Errorf("desired_workers = %v, want 2", v)
-	}
-	if v := testutil.ToFloat64(m.Decisions.WithLabelValues(string(testPool), "up")); v < 1 {
-		t.Errorf("scaling_decisions_total{direction=up} = %v, want the dry-run decisions counted", v)
-	}
-	if v := testutil.ToFloat64(m.ProviderOps.WithLabelValues(string(testPool), "fake", "create", "ok")); v != 0 {
-		t.Errorf("provider_operations_total{op=create} = %v", v)
-	}
-	var sawLog bool
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(line, `"message":"scaling decision"`) && strings.Contains(line, `"dry_run":true`) && strings.Contains(line, `"desired":2`) {
-			sawLog = true
-		}
-	}
-	if !sawLog {
-		t.Errorf("no scaling decision logged with dry_run true:\n%s", logs.String())
-	}
-	if st := r.Status(); len(st) != 1 || !st[0].DryRun || st[0].Desired != 2 {
-		t.Errorf("/v1/pools status %+v", st)
-	}
-}
-
-type capturePub struct {
-	decisions chan domain.DecisionData
-}
-
-func (p *capturePub) Worker(time.Time, domain.Lifecycle, domain.WorkerEventData) {}
-func (p *capturePub) Decision(_ time.Time, d domain.DecisionData) {
-	select {
-	case p.decisions <- d:
-	default:
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,4 +1,4 @@
-package scaler
+package reconciler
 
 import (
 	"context"
@@ -7,11 +7,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/events"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 )
@@ -41,7 +40,7 @@ type Options struct {
 // provider calls run on their own goroutines, bounded, with timeouts, and
 // report back through a channel.
 type Reconciler struct {
-	eng   *Engine
+	eng   *engine.Engine
 	provs map[domain.PoolName]providers.Provider
 	pub   Publisher
 	m     *metrics.Metrics
@@ -50,7 +49,7 @@ type Reconciler struct {
 	opt   Options
 	now   func() time.Time
 
-	deliveries chan events.Delivery
+	deliveries chan domain.Delivery
 	opDone     chan opResult
 	observed   chan observation
 	done       chan struct{}
@@ -65,7 +64,7 @@ type Reconciler struct {
 }
 
 type opResult struct {
-	op     Op
+	op     engine.Op
 	worker domain.Worker
 	err    error
 }
@@ -76,13 +75,13 @@ type observation struct {
 	list     []domain.Worker
 	listedAt time.Time
 	isList   bool
-	change   *providers.WorkerChange
+	change   *domain.WorkerChange
 	health   *bool
 	reason   string
 }
 
-// NewReconciler wires an engine to its providers (one per pool).
-func NewReconciler(eng *Engine, provs map[domain.PoolName]providers.Provider, pub Publisher, m *metrics.Metrics, log zerolog.Logger, opt Options) *Reconciler {
+// New wires an engine to its providers (one per pool).
+func New(eng *engine.Engine, provs map[domain.PoolName]providers.Provider, pub Publisher, m *metrics.Metrics, log zerolog.Logger, opt Options) *Reconciler {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -90,7 +89,7 @@ func NewReconciler(eng *Engine, provs map[domain.PoolName]providers.Provider, pu
 		eng: eng, provs: provs, pub: pub, m: m, log: log, opt: opt, now: opt.Now,
 		dlog: log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Second,
 			NextSampler: &zerolog.BasicSampler{N: 1000}}),
-		deliveries: make(chan events.Delivery, 8192),
+		deliveries: make(chan domain.Delivery, 8192),
 		opDone:     make(chan opResult, 256),
 		observed:   make(chan observation, 256),
 		done:       make(chan struct{}),
@@ -117,7 +116,7 @@ func NewReconciler(eng *Engine, provs map[domain.PoolName]providers.Provider, pu
 // Deliver hands one job stream delivery to the loop. It blocks while the
 // loop is busy (back-pressure on the consumer) and returns false once the
 // loop has stopped.
-func (r *Reconciler) Deliver(d events.Delivery) bool {
+func (r *Reconciler) Deliver(d domain.Delivery) bool {
 	select {
 	case r.deliveries <- d:
 		return true
@@ -205,11 +204,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Reconciler) apply(d events.Delivery) {
+func (r *Reconciler) apply(d domain.Delivery) {
 	now := r.now()
 	if d.Err != nil {
-		reason := events.ReasonOf(d.Err)
-		r.m.Events.WithLabelValues(d.Type, Invalid.String()).Inc()
+		reason := domain.ReasonOf(d.Err)
+		r.m.Events.WithLabelValues(d.Type, engine.Invalid.String()).Inc()
 		r.m.EventsDropped.WithLabelValues(reason).Inc()
 		r.dlog.Warn().Str("reason", reason).Str("type", d.Type).Err(d.Err).Msg("invalid job event dropped")
 	} else if !d.Marker {
@@ -234,7 +233,7 @@ func (r *Reconciler) observe(o observation) {
 	switch {
 	case o.health != nil:
 		r.eng.SetProviderUp(o.pool, *o.health, o.reason)
-		r.gauges[o.pool].up.Set(b2f(*o.health))
+		metrics.SetBool(r.gauges[o.pool].up, *o.health)
 		if *o.health {
 			r.log.Info().Str("pool", string(o.pool)).Msg("provider reachable again; circuit closed")
 		} else {
@@ -268,9 +267,9 @@ func (r *Reconciler) reconcile(opCtx context.Context) {
 	r.effects(opCtx, fx, now)
 }
 
-func (r *Reconciler) effects(opCtx context.Context, fx Effects, now time.Time) {
+func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.Time) {
 	for _, o := range fx.Ops {
-		if o.Kind == OpCreate {
+		if o.Kind == engine.OpCreate {
 			for _, t := range o.Covers {
 				r.m.Reaction.WithLabelValues(string(o.Pool)).Observe(now.Sub(t).Seconds())
 			}
@@ -297,7 +296,7 @@ func (r *Reconciler) effects(opCtx context.Context, fx Effects, now time.Time) {
 	}
 	for _, x := range fx.Expired {
 		r.m.ExpiredJobs.WithLabelValues(string(x.Pool)).Inc()
-		r.log.Warn().Str("pool", string(x.Pool)).Str("job_id", string(x.Job)).Dur("age", x.Age).
+		r.log.Warn().Str("pool", string(x.Pool)).Str("job_id", string(x.Job)).Stringer("age", x.Age).
 			Msg("job expired after max_job_age without a finished event; it no longer counts as demand")
 	}
 	for _, p := range fx.Touched {
@@ -307,7 +306,7 @@ func (r *Reconciler) effects(opCtx context.Context, fx Effects, now time.Time) {
 }
 
 // start runs one provider call on its own goroutine.
-func (r *Reconciler) start(ctx context.Context, o Op) {
+func (r *Reconciler) start(ctx context.Context, o engine.Op) {
 	prov := r.provs[o.Pool]
 	b := r.breakers[o.Pool]
 	r.pending++
@@ -320,7 +319,7 @@ func (r *Reconciler) start(ctx context.Context, o Op) {
 		}
 		defer func() { <-r.sem }()
 		timeout := r.opt.ProviderTimeout
-		if o.Kind == OpStop {
+		if o.Kind == engine.OpStop {
 			timeout += o.Grace
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
@@ -328,14 +327,14 @@ func (r *Reconciler) start(ctx context.Context, o Op) {
 		var res opResult
 		res.op = o
 		switch o.Kind {
-		case OpCreate:
+		case engine.OpCreate:
 			res.worker, res.err = prov.Create(cctx, providers.WorkerSpec{ID: o.Worker, Pool: o.Pool})
-		case OpStop:
+		case engine.OpStop:
 			res.err = prov.Stop(cctx, o.Worker, o.Grace)
-		case OpDelete:
+		case engine.OpDelete:
 			res.err = prov.Delete(cctx, o.Worker)
 		}
-		if errors.Is(res.err, providers.ErrNotFound) && o.Kind != OpCreate {
+		if errors.Is(res.err, providers.ErrNotFound) && o.Kind != engine.OpCreate {
 			res.err = nil
 		}
 		result := "ok"
@@ -358,89 +357,11 @@ func (r *Reconciler) report(res opResult) {
 func (r *Reconciler) nextWake() time.Time {
 	var next time.Time
 	for _, p := range r.eng.Pools() {
-		if t := p.nextWake; !t.IsZero() && (next.IsZero() || t.Before(next)) {
+		if t := p.NextWake(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
 	return next
-}
-
-// watchPool keeps the engine's view of one pool's workers current: a full
-// listing, then pushed changes, re-listing every ResyncInterval and
-// whenever the watch breaks. While the breaker is open it only probes.
-func (r *Reconciler) watchPool(ctx context.Context, pool domain.PoolName) {
-	prov := r.provs[pool]
-	b := r.breakers[pool]
-	retry := r.opt.BreakerCooldown
-	for ctx.Err() == nil {
-		if open, _ := b.Open(); open {
-			if !b.ProbeDue(r.now()) {
-				if !sleep(ctx, min(retry, time.Second)) {
-					return
-				}
-				continue
-			}
-			pctx, cancel := context.WithTimeout(ctx, r.opt.ProviderTimeout)
-			err := prov.Ping(pctx)
-			cancel()
-			b.Record(err, r.now())
-			if err != nil {
-				continue
-			}
-		}
-		listedAt := r.now()
-		lctx, cancel := context.WithTimeout(ctx, r.opt.ProviderTimeout)
-		ws, err := prov.List(lctx)
-		cancel()
-		result := "ok"
-		if err != nil {
-			result = "error"
-		}
-		r.m.ProviderOps.WithLabelValues(string(pool), prov.Name(), "list", result).Inc()
-		b.Record(err, r.now())
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			r.log.Warn().Err(err).Str("pool", string(pool)).Msg("listing workers failed; retrying")
-			if !sleep(ctx, min(r.opt.ProviderTimeout, 2*time.Second)) {
-				return
-			}
-			continue
-		}
-		r.send(observation{pool: pool, list: ws, listedAt: listedAt, isList: true})
-		r.follow(ctx, pool, prov)
-	}
-}
-
-// follow forwards pushed changes until the watch breaks or a resync is due.
-func (r *Reconciler) follow(ctx context.Context, pool domain.PoolName, prov providers.Provider) {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	resync := time.NewTimer(r.opt.ResyncInterval)
-	defer resync.Stop()
-	ch, err := prov.Watch(wctx)
-	if err != nil {
-		r.log.Debug().Err(err).Str("pool", string(pool)).Msg("watch unavailable; relying on listing")
-		select {
-		case <-resync.C:
-		case <-ctx.Done():
-		}
-		return
-	}
-	for {
-		select {
-		case c, ok := <-ch:
-			if !ok {
-				return
-			}
-			r.send(observation{pool: pool, change: &c})
-		case <-resync.C:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // shutdown finishes what is in flight within ShutdownTimeout.
@@ -480,53 +401,4 @@ func (r *Reconciler) shutdown(opCtx context.Context, abandon context.CancelFunc)
 		}
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// poolGauges are a pool's gauge children, resolved once.
-type poolGauges struct {
-	pending, running, desired, up prometheus.Gauge
-	workers                       [len(domain.WorkerStates)]prometheus.Gauge
-}
-
-func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *poolGauges {
-	g := &poolGauges{
-		pending: m.PendingJobs.WithLabelValues(string(pool)),
-		running: m.RunningJobs.WithLabelValues(string(pool)),
-		desired: m.DesiredWorkers.WithLabelValues(string(pool)),
-		up:      m.ProviderUp.WithLabelValues(string(pool), provider),
-	}
-	g.up.Set(1)
-	for i, s := range domain.WorkerStates {
-		g.workers[i] = m.Workers.WithLabelValues(string(pool), string(s))
-	}
-	return g
-}
-
-func (g *poolGauges) set(p *Pool) {
-	st := p.State()
-	g.pending.Set(float64(st.Pending))
-	g.running.Set(float64(st.Running))
-	d, _ := p.LastDecision()
-	g.desired.Set(float64(d.Desired))
-	for i, s := range domain.WorkerStates {
-		g.workers[i].Set(float64(p.Count(s)))
-	}
 }

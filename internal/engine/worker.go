@@ -1,4 +1,4 @@
-package scaler
+package engine
 
 import (
 	"iter"
@@ -7,28 +7,6 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/policy"
 )
-
-// OpKind is a provider call the engine asks for.
-type OpKind uint8
-
-const (
-	OpNone OpKind = iota
-	OpCreate
-	OpStop
-	OpDelete
-)
-
-func (k OpKind) String() string {
-	switch k {
-	case OpCreate:
-		return "create"
-	case OpStop:
-		return "stop"
-	case OpDelete:
-		return "delete"
-	}
-	return "none"
-}
 
 // worker is the engine's record of one worker.
 type worker struct {
@@ -57,22 +35,11 @@ type worker struct {
 func (w *worker) alive() bool { return w.state != domain.StateFailed }
 
 // workerList is an intrusive doubly linked list kept in order of since,
-// oldest first: workers are appended as they enter a state, so the order
-// holds without sorting, and removal is O(1).
+// oldest first: workers enter a state at the tail (now is the latest
+// since), so the order holds without sorting, and removal is O(1).
 type workerList struct {
 	head, tail *worker
 	n          int
-}
-
-func (l *workerList) push(w *worker) {
-	w.list, w.prev, w.next = l, l.tail, nil
-	if l.tail != nil {
-		l.tail.next = w
-	} else {
-		l.head = w
-	}
-	l.tail = w
-	l.n++
 }
 
 func (l *workerList) remove(w *worker) {
@@ -104,30 +71,26 @@ func (l *workerList) candidates() iter.Seq[policy.Candidate] {
 	}
 }
 
-// insertSorted places w by since, scanning from the tail: used for
-// adopted workers whose since lies in the past.
-func (l *workerList) insertSorted(w *worker) {
+// insert places w by since, scanning from the tail: O(1) for a worker
+// entering the state now, a short scan for an adopted worker whose since
+// lies in the past. Equal times keep their arrival order.
+func (l *workerList) insert(w *worker) {
 	at := l.tail
 	for at != nil && at.since.After(w.since) {
 		at = at.prev
 	}
-	if at == nil { // new head
-		w.list, w.prev, w.next = l, nil, l.head
-		if l.head != nil {
-			l.head.prev = w
-		} else {
-			l.tail = w
-		}
-		l.head = w
-		l.n++
-		return
+	// Link w after at, or as the new head when at is nil.
+	var next *worker
+	if at != nil {
+		next, at.next = at.next, w
+	} else {
+		next, l.head = l.head, w
 	}
-	w.list, w.prev, w.next = l, at, at.next
-	if at.next != nil {
-		at.next.prev = w
+	if next != nil {
+		next.prev = w
 	} else {
 		l.tail = w
 	}
-	at.next = w
+	w.list, w.prev, w.next = l, at, next
 	l.n++
 }

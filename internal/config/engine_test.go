@@ -1,6 +1,7 @@
-package app
+package config_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -9,7 +10,7 @@ import (
 )
 
 // Every policy knob of a pool reaches the engine's settings.
-func TestPoolConfigMapsThePolicyKnobs(t *testing.T) {
+func TestEnginePoolMapsThePolicyKnobs(t *testing.T) {
 	cfg, err := config.Parse([]byte(`
 dry_run: true
 pools:
@@ -27,7 +28,10 @@ pools:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := PoolConfig(cfg, cfg.Pools[0])
+	s, err := cfg.EnginePool(cfg.Pools[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := s.Settings
 	if !s.DryRun || !got.IdleAuto || got.MaxIdleWorkers != 4 || got.ArrivalWindow != 3*time.Minute || got.MaxJobsPerWorker != 2 {
 		t.Errorf("settings %+v", got)
@@ -40,5 +44,31 @@ pools:
 	}
 	if len(got.Schedules) != 1 || got.Schedules[0].Location.String() != "Europe/Madrid" || *got.Schedules[0].MinWorkers != 2 {
 		t.Errorf("schedules %+v", got.Schedules)
+	}
+}
+
+// A pool built in code that Load would refuse does not convert quietly:
+// every value that does not convert is named, keyed from the pool.
+func TestEnginePoolReportsWhatDoesNotConvert(t *testing.T) {
+	cfg := config.Defaults()
+	p := config.PoolDefaults()
+	p.Name = "a"
+	p.ScaleUp.Max = "lots"
+	p.ScaleDown.Max = "x%"
+	p.Schedules = []config.Schedule{{Name: "office", Days: []string{"someday"}, Start: "8", End: "18:00"}}
+	cfg.Pools = []config.Pool{p}
+	_, err := cfg.EnginePools()
+	if err == nil {
+		t.Fatal("converted a pool with unparseable limits and schedules")
+	}
+	for _, want := range []string{
+		`pool a: scale_up.max: invalid step "lots"`,
+		"scale_down.max: invalid percentage",
+		`schedules[0] (office).days: "someday" is not a day`,
+		`schedules[0] (office).start: invalid time "8"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
 	}
 }

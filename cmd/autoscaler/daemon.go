@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+	"k8s.io/klog/v2"
+
+	"github.com/hodei/hodei-autoscaler/internal/app"
+	"github.com/hodei/hodei-autoscaler/internal/config"
+	"github.com/hodei/hodei-autoscaler/internal/logging"
+	"github.com/hodei/hodei-autoscaler/internal/providers/factory"
+)
+
+func runDaemon(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("run", "run [--config FILE | FILE] [--log-format json|console]",
+		"Runs the daemon on the config until SIGTERM or SIGINT, then shuts down in order.")
+	pathFlag := configFlag(fs)
+	logFormat := fs.String("log-format", "", "json or console (overrides log.format)")
+	path, code, done := parseConfigCommand(fs, pathFlag, args, stdout, stderr)
+	if done {
+		return code
+	}
+	if *logFormat != "" {
+		if err := logging.CheckFormat(*logFormat); err != nil {
+			fmt.Fprintf(stderr, "--log-format: %v\n", err)
+			return 2
+		}
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "invalid config %s:\n%s\n", path, indent(err))
+		return 1
+	}
+	if *logFormat != "" {
+		cfg.Log.Format = *logFormat
+	}
+	log, err := logging.New(cfg.Log.Level, cfg.Log.Format, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	routeKlog(log)
+	defer klog.ClearLogger()
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	log.Info().Str("version", version).Str("config", path).Str("name", cfg.Name).Int("pools", len(cfg.Pools)).Msg("starting")
+	a, err := app.New(ctx, cfg, app.Options{Logger: log})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return 0
+		}
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
+	log.Info().Str("http", a.HTTPAddr()).Str("nats", a.BusURL()).Msg("ready to scale")
+	if err := a.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("stopped")
+		return 1
+	}
+	return 0
+}
+
+// routeKlog sends klog (client-go's logger, which writes to stderr in its
+// own format by default) through the daemon's logger. klog's logger is
+// process-wide, so only the daemon's wiring sets it.
+func routeKlog(log zerolog.Logger) {
+	klog.SetLogger(logging.Logr(log.With().Str("component", "client-go").Logger()))
+}
+
+func validate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("validate", "validate [--config FILE | FILE]",
+		"Checks a config as the daemon does at start, with every pool's provider rules,\nand prints every problem; exit 1 on any.")
+	pathFlag := configFlag(fs)
+	path, code, done := parseConfigCommand(fs, pathFlag, args, stdout, stderr)
+	if done {
+		return code
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s is invalid:\n%s\n", path, indent(err))
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s is valid: %d pool(s)\n", path, len(cfg.Pools))
+	for _, p := range cfg.Pools {
+		fmt.Fprintf(stdout, "  %s: provider %s, workers %d..%d, %d job(s) per worker\n", p.Name, p.Provider, p.MinWorkers, p.MaxWorkers, p.JobsPerWorker)
+	}
+	return 0
+}
+
+// loadConfig reads, validates and checks the config with each pool's
+// provider, reporting every problem, before anything connects: what
+// validate accepts, the daemon starts with.
+func loadConfig(path string) (config.Config, error) {
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		return cfg, err
+	}
+	var errs []error
+	for i, p := range cfg.Pools {
+		if err := factory.Validate(p); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				errs = append(errs, fmt.Errorf("pools[%d] (%s).%s", i, p.Name, line))
+			}
+		}
+	}
+	return cfg, errors.Join(errs...)
+}

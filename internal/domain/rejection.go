@@ -1,0 +1,56 @@
+package domain
+
+import "errors"
+
+// Reasons an incoming event is refused or ignored. They label the
+// events_dropped_total metric, so they are stable identifiers. The
+// decoders (internal/events) give the first ones, the engine the last
+// three (ReasonUnknownPool, ReasonStale, ReasonUnknownWorker).
+const (
+	ReasonTooLarge        = "too_large"
+	ReasonBadSubject      = "bad_subject"
+	ReasonNotJSON         = "not_json"
+	ReasonBadEnvelope     = "bad_envelope"
+	ReasonWrongType       = "wrong_type"
+	ReasonMissingJobID    = "missing_job_id"
+	ReasonPoolMismatch    = "pool_mismatch"
+	ReasonBadWorkerID     = "bad_worker_id"
+	ReasonBadOutcome      = "bad_outcome"
+	ReasonBadResources    = "bad_resources"
+	ReasonUnsupportedSpec = "unsupported_specversion"
+	ReasonUnknownPool     = "unknown_pool"
+	ReasonStale           = "stale"
+	ReasonUnknownWorker   = "unknown_worker"
+)
+
+// InvalidError says why an event was rejected.
+type InvalidError struct {
+	Reason string // one of the Reason* constants
+	Detail string
+}
+
+func (e *InvalidError) Error() string { return e.Reason + ": " + e.Detail }
+
+// ReasonOf returns the rejection reason of err, or "" if err is not an
+// *InvalidError.
+func ReasonOf(err error) string {
+	var ie *InvalidError
+	if errors.As(err, &ie) {
+		return ie.Reason
+	}
+	return ""
+}
+
+// Delivery is one message of the job stream, decoded: what an input hands
+// to the scaling loop. Exactly one of Event (when Err is nil) and Err is
+// meaningful, except for a marker delivery, which only says that the
+// retained stream has been read.
+type Delivery struct {
+	Event JobEvent
+	Err   error  // an *InvalidError
+	Type  string // the kind's CloudEvents type, or "unknown"
+	// CaughtUp is set on the delivery after which no retained message
+	// remains: the ledger now reflects the whole log.
+	CaughtUp bool
+	Marker   bool // no message: only CaughtUp
+}

@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/hodei/hodei-autoscaler/internal/domain"
+)
+
+// Effects are what the engine asks its driver to do, accumulated since the
+// last Take.
+type Effects struct {
+	Ops       []Op
+	Lifecycle []Lifecycle
+	Decisions []Decision
+	// Ready lists provisioning durations (create issued to ready).
+	Ready   []Observation
+	Expired []ExpiredJob
+	// Touched are the pools reconciled, whose gauges and status changed.
+	Touched []*Pool
+}
+
+// Op is a provider call to make.
+type Op struct {
+	Kind   OpKind
+	Pool   domain.PoolName
+	Worker domain.WorkerID
+	Grace  time.Duration // for OpStop
+	// Covers are the event times of the queued jobs this create serves,
+	// for the reaction_seconds metric.
+	Covers []time.Time
+}
+
+// Lifecycle is a worker lifecycle event to publish.
+type Lifecycle struct {
+	Pool     domain.PoolName
+	Worker   domain.WorkerID
+	Provider string
+	State    domain.Lifecycle
+	Reason   string
+}
+
+// Decision is a decision event to publish, with its direction.
+type Decision struct {
+	Data      domain.DecisionData
+	Direction string // up, down or none
+}
+
+// Observation is a duration measured for a pool.
+type Observation struct {
+	Pool     domain.PoolName
+	Provider string
+	Value    time.Duration
+}
+
+// ExpiredJob is a job dropped after max_job_age.
+type ExpiredJob struct {
+	Pool   domain.PoolName
+	Job    domain.JobID
+	Worker domain.WorkerID
+	Age    time.Duration
+}
+
+// OpKind is a provider call the engine asks for.
+type OpKind uint8
+
+const (
+	OpNone OpKind = iota
+	OpCreate
+	OpStop
+	OpDelete
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case OpCreate:
+		return "create"
+	case OpStop:
+		return "stop"
+	case OpDelete:
+		return "delete"
+	}
+	return "none"
+}
