@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
@@ -170,20 +171,13 @@ func TestClusterNodeKillLosesNoLease(t *testing.T) {
 	c := startCluster(t)
 	tm := Timing{TTL: 15 * time.Second, RenewEvery: time.Second, Drift: 0.005, Slack: 250 * time.Millisecond, OpTimeout: 2 * time.Second}
 	pools := poolNames(30)
-	var rs []*replica
-	var js jetstream.JetStream
-	for i, id := range []string{"a", "b", "c"} {
-		nc, kv := dialBucket(t, c.URL(), 3)
-		if i == 0 {
-			var err error
-			if js, err = jetstream.New(nc); err != nil {
-				t.Fatal(err)
-			}
-		}
-		rs = append(rs, startReplica(t, replicaSpec{id: id, kv: kv, pools: pools, timing: tm}))
+	// The bucket first, to learn which node leads it; replica a connects
+	// to that node, so the kill also makes a client reconnect.
+	setup, _ := dialBucket(t, c.URL(), 3)
+	js, err := jetstream.New(setup)
+	if err != nil {
+		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "10 pools each", func() bool { return balancedWithinOne(pools, rs...) })
-
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, "KV_"+DefaultBucket)
@@ -198,9 +192,35 @@ func TestClusterNodeKillLosesNoLease(t *testing.T) {
 	if leader == nil {
 		t.Fatalf("bucket leader %q unknown", info.Cluster.Leader)
 	}
+	leaderFirst := []string{leader.ClientURL()}
+	for _, u := range c.URLs() {
+		if u != leader.ClientURL() {
+			leaderFirst = append(leaderFirst, u)
+		}
+	}
+	var rs []*replica
+	var conns []*nats.Conn
+	for i, id := range []string{"a", "b", "c"} {
+		url, opts := c.URL(), []nats.Option(nil)
+		if i == 0 {
+			url, opts = strings.Join(leaderFirst, ","), []nats.Option{nats.DontRandomize()}
+		}
+		nc, kv := dialBucket(t, url, 3, opts...)
+		conns = append(conns, nc)
+		rs = append(rs, startReplica(t, replicaSpec{id: id, kv: kv, pools: pools, timing: tm}))
+	}
+	eventually(t, 30*time.Second, "10 pools each", func() bool { return balancedWithinOne(pools, rs...) })
+
 	before := map[string][]domain.PoolName{}
-	for _, r := range rs {
+	onLeader := 0
+	for i, r := range rs {
 		before[r.id] = r.m.Fence().Held(time.Now())
+		if conns[i].ConnectedUrl() == leader.ClientURL() {
+			onLeader++
+		}
+	}
+	if onLeader == 0 {
+		t.Fatal("no replica is connected to the node about to be killed")
 	}
 	killedAt := time.Now()
 	if err := leader.Kill(); err != nil {
@@ -228,11 +248,17 @@ func TestClusterNodeKillLosesNoLease(t *testing.T) {
 				t.Errorf("replica %s lost %s after the node kill: %s", r.id, ch.Pool, ch.Reason)
 			}
 		}
-		if st := r.m.Status(); !st.Until.After(killedAt.Add(tm.TTL)) {
+		st := r.m.Status()
+		if !st.Until.After(killedAt.Add(tm.TTL)) {
 			t.Errorf("replica %s has not renewed since the kill: fence until %v", r.id, st.Until.Sub(killedAt))
 		}
+		// Its watch came back too: it still sees the other two renewing.
+		if len(st.Members) != 3 {
+			t.Errorf("replica %s sees members %v after the kill, want all 3", r.id, st.Members)
+		}
 	}
-	t.Logf("kill -9 of bucket leader %s: no lease lost in %v; the closest any fence came to closing was %v ahead", leader.Name, 2*tm.TTL, minFence.Round(time.Millisecond))
+	t.Logf("kill -9 of bucket leader %s (%d of 3 replicas connected to it): no lease lost in %v; the closest any fence came to closing was %v ahead",
+		leader.Name, onLeader, 2*tm.TTL, minFence.Round(time.Millisecond))
 	if err := leader.Start(); err != nil {
 		t.Fatal(err)
 	}

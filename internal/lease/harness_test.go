@@ -29,10 +29,10 @@ func testLog(t testing.TB, replica string) zerolog.Logger {
 
 // dialBucket connects to url (one or several, comma-separated) the way a
 // replica would, and opens the lease bucket.
-func dialBucket(t testing.TB, url string, replicas int) (*nats.Conn, jetstream.KeyValue) {
+func dialBucket(t testing.TB, url string, replicas int, opts ...nats.Option) (*nats.Conn, jetstream.KeyValue) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
-		nats.Timeout(time.Second), nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond),
+		nats.Timeout(time.Second), nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2)}, opts...)...)
 	if err != nil {
 		t.Fatalf("connecting to %s: %v", url, err)
 	}

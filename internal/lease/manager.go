@@ -429,8 +429,10 @@ func (m *Manager) step(ctx context.Context) time.Time {
 			break
 		}
 	}
-	m.publishHeld(releasing) // pools acquired are in; one still being let go stays out
+	// Read the clock first, so a gain's time is never after the first
+	// instant the fence lets act on it.
 	now := m.now()
+	m.publishHeld(releasing) // pools acquired are in; one still being let go stays out
 	m.emit(now, gained, lost)
 	m.publishStatus(now, &plan)
 	return plan.Wake

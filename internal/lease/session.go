@@ -138,7 +138,13 @@ func (r *renewer) renew(ctx context.Context) (next time.Duration, stop bool) {
 		return r.restart(ctx)
 	}
 	r.rec.Renewal++
-	r.sent[r.rec.Renewal] = r.now()
+	sent := r.now()
+	r.sent[r.rec.Renewal] = sent
+	for n, at := range r.sent { // an answer this old could not move the fence
+		if sent.Sub(at) > r.t.TTL {
+			delete(r.sent, n)
+		}
+	}
 	val, err := encode(r.rec)
 	if err != nil {
 		r.log.Error().Err(err).Msg("lease: cannot encode the session; renewing again soon")
