@@ -10,9 +10,8 @@ import (
 
 // Assign spreads pools over members, given who holds what now (held maps
 // a pool to the member that holds it; pools held by anyone else must not
-// be in pools). Every member gets floor(P/M) or ceil(P/M) pools: the
-// P mod M members holding the most (ties: the smaller id) get the larger
-// share. A member keeps what it holds up to its share, so when every
+// be in pools). Every member gets floor(P/M) or ceil(P/M) pools (see
+// quotas for who gets the larger share). A member keeps what it holds up to its share, so when every
 // member holds floor or ceil nothing moves; a member over its share gives
 // up its pools that hash lowest for it. Pools left over go, in name order,
 // to the member with room that ranks highest for the pool by rendezvous
@@ -74,12 +73,28 @@ func Assign(pools []domain.PoolName, members []string, held map[domain.PoolName]
 	return out
 }
 
-// quotas gives each member floor(n/M), and the n mod M members holding the
-// most one more.
+// quotas gives each member floor(n/M), and n mod M of them one more:
+// first those already holding more than floor(n/M), in id order, then
+// those holding the most. Any choice among the ones holding more moves
+// the same number of pools; choosing them by id (not by how many each
+// holds) keeps the choice from flipping while they give pools away, which
+// would make them give away more than needed.
 func quotas(n int, ms []string, holds map[string][]domain.PoolName) map[string]int {
 	share, extra := n/len(ms), n%len(ms)
-	order := slices.Clone(ms)
-	slices.SortStableFunc(order, func(a, b string) int { return cmp.Compare(len(holds[b]), len(holds[a])) })
+	order := slices.Clone(ms) // sorted by id
+	over := func(m string) bool { return len(holds[m]) > share }
+	slices.SortStableFunc(order, func(a, b string) int {
+		switch {
+		case over(a) != over(b):
+			if over(a) {
+				return -1
+			}
+			return 1
+		case over(a):
+			return 0 // both over their share: id order
+		}
+		return cmp.Compare(len(holds[b]), len(holds[a]))
+	})
 	q := make(map[string]int, len(ms))
 	for i, m := range order {
 		q[m] = share

@@ -182,3 +182,52 @@ func TestScoreSpreadsPools(t *testing.T) {
 		}
 	}
 }
+
+// Replicas act one at a time, in any order, each deciding on holdings as
+// they were up to 40 turns ago (their views lag) and acting on the bucket as
+// it is (one release or one acquisition per turn): going from 50/50 to
+// three members moves the least any balanced end needs (33), whatever the
+// interleaving. When the larger share went to whoever held most at the
+// moment, two shrinking members with lagging views each kept the smaller
+// share and one pool went back and forth.
+func TestAssignTransitionMovesTheLeast(t *testing.T) {
+	pools := poolNames(100)
+	members := []string{"a", "b", "c"}
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		held := holdings(pools, "a", 50, "b", 50)
+		history := []map[domain.PoolName]string{maps.Clone(held)}
+		released := 0
+		for turn := 0; ; turn++ {
+			if turn > 100_000 {
+				t.Fatalf("seed %d: no balance after %d turns", seed, turn)
+			}
+			if a := Assign(pools, members, held); len(held) == len(pools) && maps.Equal(a, held) {
+				break
+			}
+			m := members[rng.IntN(len(members))]
+			view := history[max(0, len(history)-1-rng.IntN(40))]
+			a := Assign(pools, members, view)
+			var give, take []domain.PoolName
+			for _, p := range pools {
+				switch h, ok := held[p]; {
+				case ok && h == m && a[p] != m:
+					give = append(give, p)
+				case !ok && a[p] == m:
+					take = append(take, p)
+				}
+			}
+			switch {
+			case len(give) > 0:
+				delete(held, give[rng.IntN(len(give))])
+				released++
+			case len(take) > 0:
+				held[take[rng.IntN(len(take))]] = m
+			}
+			history = append(history, maps.Clone(held))
+		}
+		if released != 33 {
+			t.Errorf("seed %d: %d pools released on the way to balance, want 33", seed, released)
+		}
+	}
+}
