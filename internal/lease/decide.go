@@ -50,9 +50,11 @@ type Action struct {
 	Kind     ActionKind
 	Pool     domain.PoolName // Acquire, Release
 	Replica  string          // Invalidate: whose session
+	To       string          // Release: the member the pool goes to ("" deletes the lease)
 	Revision uint64
 	// Reason says why, for logs and the lease-change metric: "free",
-	// "takeover" or "grace" for Acquire, "rebalance" or "yield" for Release.
+	// "takeover", "handover" or "grace" for Acquire, "rebalance", "yield"
+	// or "unserved" for Release.
 	Reason string
 }
 
@@ -104,30 +106,34 @@ func Decide(v *View, self Self, now time.Time, t Timing) Plan {
 
 	members := v.members(self, now, t)
 	plan.Members = members
-	held := map[domain.PoolName]string{}
+	held := map[domain.PoolName]string{}   // who holds what
+	placed := map[domain.PoolName]string{} // and, for Assign, what is on its way to a member
 	var universe []domain.PoolName
 	type claim struct {
 		st  poolState
 		rev uint64
+		to  string // poolReserved: for whom
 	}
 	claims := make(map[domain.PoolName]claim, len(self.Pools))
 	mine := 0
 	for _, p := range self.Pools {
 		st, h, rev := v.poolFor(self, p, now, t)
-		claims[p] = claim{st, rev}
+		claims[p] = claim{st, rev, h.For}
 		switch {
 		case st == poolHeld && h.Session == self.Session:
-			held[p] = self.Replica
+			held[p], placed[p] = self.Replica, self.Replica
 			mine++
 		case st == poolHeld || st == poolStale:
 			if !slices.Contains(members, h.Replica) {
 				continue // held by a replica outside the balance: not ours to plan
 			}
-			held[p] = h.Replica
+			held[p], placed[p] = h.Replica, h.Replica
+		case st == poolReserved && slices.Contains(members, h.For):
+			placed[p] = h.For
 		}
 		universe = append(universe, p)
 	}
-	assigned := Assign(universe, members, held)
+	assigned := Assign(universe, members, placed)
 	limit := 0
 	if len(members) > 0 {
 		limit = (len(universe) + len(members) - 1) / len(members)
@@ -139,9 +145,15 @@ func Decide(v *View, self Self, now time.Time, t Timing) Plan {
 		switch {
 		case held[p] == self.Replica:
 			if isAssigned && to != self.Replica {
-				plan.Actions = append(plan.Actions, Action{Kind: Release, Pool: p, Revision: c.rev, Reason: "rebalance"})
+				plan.Actions = append(plan.Actions, Action{Kind: Release, Pool: p, To: to, Revision: c.rev, Reason: "rebalance"})
 			}
-		case !self.Ready || (c.st != poolFree && c.st != poolOrphaned):
+		case !self.Ready:
+		case c.st == poolReserved && c.to == self.Replica:
+			plan.Actions = append(plan.Actions, Action{Kind: Acquire, Pool: p, Revision: c.rev, Reason: "handover"})
+			mine++
+		case c.st == poolReserved && now.Before(v.freeSince(p).Add(grace)):
+			plan.wakeAt(v.freeSince(p).Add(grace)) // kept for its replica a while
+		case c.st != poolFree && c.st != poolOrphaned && c.st != poolReserved:
 		case to == self.Replica:
 			plan.Actions = append(plan.Actions, acquire(p, c.st, c.rev, "free"))
 			mine++
@@ -176,8 +188,11 @@ func (v *View) poolFor(self Self, p domain.PoolName, now time.Time, t Timing) (p
 }
 
 func acquire(p domain.PoolName, st poolState, rev uint64, reason string) Action {
-	if st == poolOrphaned {
+	switch st {
+	case poolOrphaned:
 		return Action{Kind: Acquire, Pool: p, Revision: rev, Reason: "takeover"}
+	case poolReserved: // its replica did not take it in time
+		return Action{Kind: Acquire, Pool: p, Revision: rev, Reason: reason}
 	}
 	return Action{Kind: Acquire, Pool: p, Reason: reason}
 }

@@ -83,6 +83,9 @@ func describe(actions []Action) string {
 		if a.Kind == Invalidate {
 			target = a.Replica
 		}
+		if a.To != "" {
+			target += "->" + a.To
+		}
 		out = append(out, fmt.Sprintf("%s %s %s@%d", a.Kind, target, a.Reason, a.Revision))
 	}
 	return strings.Join(out, ", ")
@@ -127,7 +130,7 @@ func TestDecide(t *testing.T) {
 			w.hold("p3", "me", "s-me", now)
 			w.hold("p4", "me", "s-me", now)
 			return me("p1", "p2", "p3", "p4")
-		}, "release p1 rebalance@2, release p2 rebalance@3", time.Time{}},
+		}, "release p1->b rebalance@2, release p2->b rebalance@3", time.Time{}},
 		{"a session not renewed for a ttl is invalidated at its revision", func(w *world) Self {
 			w.session("b", "s-b", true, "fp", now.Add(-testTiming.TTL))
 			w.hold("p1", "b", "s-b", now)
@@ -190,6 +193,25 @@ func TestDecide(t *testing.T) {
 			w.hold("pool-0000", "me", "s-me", now)
 			return me(poolNames(4)...)
 		}, "acquire pool-0001 free@0", time.Time{}},
+		{"a pool handed over to me is taken at its revision", func(w *world) Self {
+			w.session("b", "s-b", true, "fp", now)
+			w.put(w.keys.Pool("p1"), w.mustEncode(Holding{For: "me"}), now)
+			return me("p1")
+		}, "acquire p1 handover@2", time.Time{}},
+		{"a pool handed over to another is left to it for a renew interval, even by a replica that would place it elsewhere", func(w *world) Self {
+			w.put(w.keys.Pool("p1"), w.mustEncode(Holding{For: "x"}), now.Add(-time.Second)) // x: not a member in my view
+			return me("p1")
+		}, "", now.Add(time.Second)},
+		{"then it is free", func(w *world) Self {
+			w.put(w.keys.Pool("p1"), w.mustEncode(Holding{For: "x"}), now.Add(-testTiming.RenewEvery))
+			return me("p1")
+		}, "acquire p1 free@1", time.Time{}},
+		{"a pool on its way to a member counts as that member's", func(w *world) Self {
+			w.session("b", "s-b", true, "fp", now)
+			w.put(w.keys.Pool("pool-0000"), w.mustEncode(Holding{For: "b"}), now)
+			w.put(w.keys.Pool("pool-0001"), w.mustEncode(Holding{For: "b"}), now)
+			return me(poolNames(4)...)
+		}, "acquire pool-0002 free@0, acquire pool-0003 free@0", time.Time{}},
 		{"a pool no longer served is released", func(w *world) Self {
 			w.hold("gone", "me", "s-me", now)
 			w.hold("p1", "me", "s-me", now)

@@ -46,7 +46,8 @@ type Change struct {
 	Pool domain.PoolName
 	Held bool // gained (true) or lost (false)
 	// Reason: gained "free", "takeover" (from a session that ended),
-	// "grace" (left free by its assignee) or "resumed" (renewed after the
+	// "handover" (given by its holder to rebalance), "grace" (left free by
+	// its assignee) or "resumed" (renewed after the
 	// fence had closed); lost "rebalance", "yield" (to an HA-off daemon),
 	// "unserved", "shutdown", "taken" (another replica holds it now),
 	// "session-lost" (this replica's session was invalidated) or "fenced"
@@ -474,11 +475,15 @@ func (m *Manager) execute(ctx context.Context, actions []Action) []result {
 	var wg sync.WaitGroup
 	for i, a := range actions {
 		out[i] = result{action: a, key: m.keyOf(a)}
-		if a.Kind == Acquire {
-			out[i].value, out[i].err = encode(Holding{Replica: m.self.Replica, Session: m.self.Session, Since: m.now().UTC().Round(time.Millisecond)})
-			if out[i].err != nil {
-				continue
-			}
+		since := m.now().UTC().Round(time.Millisecond)
+		switch {
+		case a.Kind == Acquire:
+			out[i].value, out[i].err = encode(Holding{Replica: m.self.Replica, Session: m.self.Session, Since: since})
+		case a.Kind == Release && a.To != "":
+			out[i].value, out[i].err = encode(Holding{For: a.To, Since: since})
+		}
+		if out[i].err != nil {
+			continue
 		}
 		wg.Add(1)
 		sem <- struct{}{}
@@ -493,7 +498,13 @@ func (m *Manager) execute(ctx context.Context, actions []Action) []result {
 				} else {
 					r.rev, r.err = m.opt.KV.Update(opCtx, r.key, r.value, r.action.Revision)
 				}
-			case Release, Invalidate:
+			case Release:
+				if r.value != nil { // handed over
+					r.rev, r.err = m.opt.KV.Update(opCtx, r.key, r.value, r.action.Revision)
+				} else {
+					r.err = m.opt.KV.Delete(opCtx, r.key, jetstream.LastRevision(r.action.Revision))
+				}
+			case Invalidate:
 				r.err = m.opt.KV.Delete(opCtx, r.key, jetstream.LastRevision(r.action.Revision))
 			}
 		}(&out[i])
@@ -523,7 +534,13 @@ func (m *Manager) record(r result, gained, lost map[domain.PoolName]string) bool
 		}
 		gained[r.action.Pool] = r.action.Reason
 	case Release:
-		m.view.forget(r.key, r.action.Revision, now)
+		if r.value != nil {
+			if err := m.view.Apply(Entry{Key: r.key, Revision: r.rev, Value: r.value}, now); err != nil {
+				m.log.Error().Err(err).Msg("lease: own hand-over unreadable")
+			}
+		} else {
+			m.view.forget(r.key, r.action.Revision, now)
+		}
 		lost[r.action.Pool] = r.action.Reason
 	case Invalidate:
 		m.view.forget(r.key, r.action.Revision, now)

@@ -43,10 +43,15 @@ func (s Session) Describe() string {
 }
 
 // Holding is the value of a pool's lease key: the session that holds it.
-// It is valid exactly as long as that session is.
+// It is valid exactly as long as that session is. A holder giving a pool
+// up to rebalance writes a Holding with no session and For naming the
+// replica the pool goes to: nobody holds it, and for a renew interval only
+// that replica takes it, so replicas whose views of the members differ for
+// a moment do not grab it on the way.
 type Holding struct {
-	Replica string    `json:"replica"`
-	Session string    `json:"session"`
+	Replica string    `json:"replica,omitempty"`
+	Session string    `json:"session,omitempty"`
+	For     string    `json:"for,omitempty"`
 	Since   time.Time `json:"since"`
 }
 
@@ -66,7 +71,7 @@ func decodeHolding(b []byte) (Holding, error) {
 	if err := json.Unmarshal(b, &h); err != nil {
 		return Holding{}, fmt.Errorf("decoding pool lease: %w", err)
 	}
-	if h.Replica == "" || h.Session == "" {
+	if (h.Replica == "" || h.Session == "") && h.For == "" {
 		return Holding{}, fmt.Errorf("decoding pool lease: replica or session id missing")
 	}
 	return h, nil

@@ -51,13 +51,17 @@ func TestReplicasShareAndHandOver(t *testing.T) {
 		t.Errorf("a reported %d pools lost at shutdown, want 5: %+v", shutdown, a.Changes())
 	}
 
+	gaveBefore := b.count(false, "rebalance")
 	a2 := startReplica(t, replicaSpec{id: "a", kv: kv, pools: pools, timing: fastTiming})
 	eventually(t, 10*time.Second, "5 and 5 again", func() bool {
 		checkExclusive(t, pools, a2, b)
 		return balancedWithinOne(pools, a2, b)
 	})
-	if rebalanced := b.count(false, "rebalance"); rebalanced != 5 {
+	if rebalanced := b.count(false, "rebalance") - gaveBefore; rebalanced != 5 {
 		t.Errorf("b gave up %d pools to the returning replica, want 5", rebalanced)
+	}
+	if got := a2.count(true, "handover"); got != 5 {
+		t.Errorf("the returning replica got %d pools handed over, want 5", got)
 	}
 	st := b.m.Status()
 	if len(st.Members) != 2 || len(st.Pools) != 10 {

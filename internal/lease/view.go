@@ -148,6 +148,7 @@ const (
 	poolOrphaned                  // the lease names a session that is gone: Update at its revision claims it
 	poolHeld                      // held by a live session
 	poolStale                     // held by a session not renewed for a TTL: invalidate that session first
+	poolReserved                  // given up for the replica Holding.For: Update at its revision claims it
 )
 
 // pool says who holds p and how it can be claimed.
@@ -158,6 +159,8 @@ func (v *View) pool(p domain.PoolName, now time.Time, t Timing) (st poolState, h
 		return poolFree, Holding{}, 0
 	case sp.free: // unreadable: nobody holds it
 		return poolOrphaned, Holding{}, sp.rev
+	case sp.hold.Session == "":
+		return poolReserved, sp.hold, sp.rev
 	}
 	s := v.sessions[sp.hold.Replica]
 	switch {
