@@ -36,7 +36,10 @@ func startCluster(t *testing.T) *natscluster.Cluster {
 // trials (the killed replica comes back between them and gets its share).
 func TestClusterKilledHolderIsTakenOver(t *testing.T) {
 	c := startCluster(t)
-	tm := clusterTiming
+	// The bound is ttl + R after the kill; what the takeover itself costs
+	// (seeing the last renewal, the invalidation, the acquisitions) must fit
+	// in R, so R is a second here, not the 500 ms of clusterTiming.
+	tm := Timing{TTL: 4 * time.Second, RenewEvery: time.Second, Drift: 0.005, Slack: 100 * time.Millisecond, OpTimeout: time.Second}
 	spec := func(id string) helperSpec {
 		return helperSpec{URL: c.URL(), Replica: id, Pools: 12, TTL: tm.TTL.String(), Renew: tm.RenewEvery.String(), Op: tm.OpTimeout.String()}
 	}

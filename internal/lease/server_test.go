@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -63,15 +64,21 @@ func TestReplicasShareAndHandOver(t *testing.T) {
 	if got := a2.count(true, "handover"); got != 5 {
 		t.Errorf("the returning replica got %d pools handed over, want 5", got)
 	}
-	st := b.m.Status()
-	if len(st.Members) != 2 || len(st.Pools) != 10 {
-		t.Errorf("status: members %v, %d pools", st.Members, len(st.Pools))
-	}
-	for _, ph := range st.Pools {
-		if ph.Replica == "" || ph.Mine != (ph.Replica == "b") {
-			t.Errorf("status of %s: holder %q mine %v", ph.Pool, ph.Replica, ph.Mine)
+	// b's status names the holder of every pool once its watch has
+	// delivered a's acquisitions.
+	statusTrue := func() string {
+		st := b.m.Status()
+		if len(st.Members) != 2 || len(st.Pools) != 10 {
+			return fmt.Sprintf("members %v, %d pools", st.Members, len(st.Pools))
 		}
+		for _, ph := range st.Pools {
+			if ph.Replica == "" || ph.Mine != (ph.Replica == "b") {
+				return fmt.Sprintf("%s: holder %q mine %v", ph.Pool, ph.Replica, ph.Mine)
+			}
+		}
+		return ""
 	}
+	eventually(t, 5*time.Second, "b's status naming every holder", func() bool { return statusTrue() == "" })
 }
 
 // A replica cut off from the server by a real partition (its connection
