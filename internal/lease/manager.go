@@ -183,9 +183,20 @@ func (o Options) check() error {
 	return errors.Join(errs...)
 }
 
-// openExclusive claims the name's exclusive session, then makes sure no
-// HA replica of the name is alive.
+// openExclusive makes sure no HA replica of the name is alive, then
+// claims the name's exclusive session. (Checking first, before holding
+// anything, means no session of ours waits unrenewed meanwhile.)
 func (m *Manager) openExclusive(ctx context.Context, rec Session) error {
+	live, stale, err := probe(ctx, m.opt.KV, m.keys.prefix+"replicas.>", m.t.TTL)
+	if err != nil {
+		return fmt.Errorf("lease: %w", err)
+	}
+	if live != nil {
+		return &HeldError{Name: m.opt.Name, Holder: *live,
+			What: fmt.Sprintf("autoscaler %q runs on this bus with ha on", m.opt.Name),
+			Fix:  "turn ha on here too, or stop those replicas"}
+	}
+	m.invalidate(ctx, stale)
 	rev, sent, held, err := claim(ctx, m.opt.KV, m.keys.Exclusive(), rec, m.t, m.now, m.opt.Process, m.log)
 	if err != nil {
 		return fmt.Errorf("lease: %w", err)
@@ -196,18 +207,6 @@ func (m *Manager) openExclusive(ctx context.Context, rec Session) error {
 			Fix:  "two daemons of one name would adopt and stop each other's workers: stop that one, or give this one another name (the name setting)"}
 	}
 	m.ren.start(rev, sent)
-	live, stale, err := probe(ctx, m.opt.KV, m.keys.prefix+"replicas.>", m.t.TTL)
-	if err == nil && live != nil {
-		m.ren.end()
-		return &HeldError{Name: m.opt.Name, Holder: *live,
-			What: fmt.Sprintf("autoscaler %q runs on this bus with ha on", m.opt.Name),
-			Fix:  "turn ha on here too, or stop those replicas"}
-	}
-	if err != nil {
-		m.ren.end()
-		return fmt.Errorf("lease: %w", err)
-	}
-	m.invalidate(ctx, stale)
 	return nil
 }
 
@@ -277,7 +276,8 @@ func (m *Manager) SetReady(ready bool) {
 	m.readyCh <- ready
 }
 
-// Run keeps the session and the pools' leases until ctx ends, then
+// Run keeps the session and the pools' leases until ctx ends (call it as
+// soon as Open returns: the session is not renewed before), then
 // releases them (pools first, then the session), so the other replicas
 // take over at once. It returns nil then, or an error when the replica
 // cannot go on: its replica id or (HA off) its name was taken by another
