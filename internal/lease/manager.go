@@ -187,7 +187,7 @@ func (o Options) check() error {
 // claims the name's exclusive session. (Checking first, before holding
 // anything, means no session of ours waits unrenewed meanwhile.)
 func (m *Manager) openExclusive(ctx context.Context, rec Session) error {
-	live, stale, err := probe(ctx, m.opt.KV, m.keys.prefix+"replicas.>", m.t.TTL)
+	live, stale, err := probe(ctx, m.opt.KV, m.keys.prefix+"replicas.>", m.t.TTL, m.log)
 	if err != nil {
 		return fmt.Errorf("lease: %w", err)
 	}
@@ -213,7 +213,7 @@ func (m *Manager) openExclusive(ctx context.Context, rec Session) error {
 // openReplica makes sure no HA-off daemon of the name is alive, then
 // claims the replica's session.
 func (m *Manager) openReplica(ctx context.Context, rec Session) error {
-	live, stale, err := probe(ctx, m.opt.KV, m.keys.Exclusive(), m.t.TTL)
+	live, stale, err := probe(ctx, m.opt.KV, m.keys.Exclusive(), m.t.TTL, m.log)
 	if err != nil {
 		return fmt.Errorf("lease: %w", err)
 	}
@@ -704,7 +704,9 @@ func (w *watcher) stop() {
 	if w.w == nil {
 		return
 	}
-	_ = w.w.Stop()
+	if err := w.w.Stop(); err != nil { // the connection may be gone; the cancel below ends it anyway
+		w.log.Debug().Err(err).Msg("lease: stopping the bucket watch")
+	}
 	w.cancel()
 	w.w = nil
 }

@@ -314,7 +314,7 @@ func claim(ctx context.Context, kv KV, key string, rec Session, t Timing, now fu
 			wait := max(t.TTL, other.TTL())
 			log.Info().Str("key", key).Str("holder", other.Describe()).Stringer("wait", wait).
 				Msg("lease: the session is taken; watching whether its holder renews it")
-			live, stale, err := probe(ctx, kv, key, wait)
+			live, stale, err := probe(ctx, kv, key, wait, log)
 			if err != nil {
 				return 0, time.Time{}, nil, err
 			}
@@ -339,14 +339,18 @@ func claim(ctx context.Context, kv KV, key string, rec Session, t Timing, now fu
 // probe watches the sessions matching pattern for up to wait. It returns
 // the first one seen renewed (live), or, when none was, the revisions of
 // those still there (stale, not renewed for wait while watched).
-func probe(ctx context.Context, kv KV, pattern string, wait time.Duration) (live *Session, stale map[string]uint64, err error) {
+func probe(ctx context.Context, kv KV, pattern string, wait time.Duration, log zerolog.Logger) (live *Session, stale map[string]uint64, err error) {
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	w, err := kv.Watch(wctx, pattern)
 	if err != nil {
 		return nil, nil, fmt.Errorf("watching %s: %w", pattern, err)
 	}
-	defer func() { _ = w.Stop() }()
+	defer func() {
+		if err := w.Stop(); err != nil { // the answer stands; the cancel above ends the watch anyway
+			log.Debug().Err(err).Str("pattern", pattern).Msg("lease: stopping a probe's watch")
+		}
+	}()
 	seen := map[string]uint64{}
 	loaded := false
 	for {
