@@ -58,7 +58,7 @@ func autoWarm(h History, s Settings, slots int, now time.Time) warmResult {
 	}
 	x := rate * p.Seconds()
 	n := poissonCover(x)
-	r := warmResult{warm: ceilDiv(n, slots), hold: time.Duration(autoIdleHold * float64(p))}
+	r := warmResult{warm: WorkersFor(n, slots), hold: time.Duration(autoIdleHold * float64(p))}
 	var b strings.Builder
 	fmt.Fprintf(&b, "auto: arrivals %.3f/s × provisioning %s = %.2f jobs per boot", rate, round(p), x)
 	if slots > 1 {

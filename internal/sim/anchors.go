@@ -114,7 +114,7 @@ func (k *keda) reconcile(w *world) time.Duration {
 		return (w.now/k.poll + 1) * k.poll
 	}
 	queue := w.pendingJobs() + w.running
-	k.want = min(k.max, ceilDiv(queue, k.target))
+	k.want = min(k.max, policy.WorkersFor(queue, k.target))
 	for range max(0, k.want-(w.provisioning+w.ready)) {
 		w.create()
 	}
@@ -152,7 +152,7 @@ func (g *gitlab) finished(w *world, _ int, wk *worker) {
 }
 
 func (g *gitlab) reconcile(w *world) time.Duration {
-	g.want = min(g.max, max(g.min, ceilDiv(w.pendingJobs()+w.running+g.idleCount, g.capacity)))
+	g.want = min(g.max, max(g.min, policy.WorkersFor(w.pendingJobs()+w.running+g.idleCount, g.capacity)))
 	current := w.provisioning + w.ready
 	for ; current < g.want; current++ {
 		w.create()
@@ -294,13 +294,6 @@ func (h *hpa) reconcile(w *world) time.Duration {
 }
 
 func (h *hpa) desired() int { return h.want }
-
-func ceilDiv(a, b int) int {
-	if a <= 0 {
-		return 0
-	}
-	return (a + b - 1) / b
-}
 
 func ceilF(x float64) float64 {
 	i := float64(int64(x))

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/hodei/hodei-autoscaler/internal/policy"
 )
 
 // Oracle is the physical limit of a trace: a scheduler that knows every
@@ -39,46 +41,14 @@ func Oracle(jobs []Job, boot time.Duration, slots int) Result {
 		free time.Duration
 		life int
 	}
-	var busy []slot
-	push := func(s slot) {
-		busy = append(busy, s)
-		for i := len(busy) - 1; i > 0; {
-			p := (i - 1) / 2
-			if busy[p].free <= busy[i].free {
-				break
-			}
-			busy[i], busy[p] = busy[p], busy[i]
-			i = p
-		}
-	}
-	pop := func() slot {
-		top := busy[0]
-		n := len(busy) - 1
-		busy[0] = busy[n]
-		busy = busy[:n]
-		for i := 0; ; {
-			l, rr, m := 2*i+1, 2*i+2, i
-			if l < n && busy[l].free < busy[m].free {
-				m = l
-			}
-			if rr < n && busy[rr].free < busy[m].free {
-				m = rr
-			}
-			if m == i {
-				break
-			}
-			busy[i], busy[m] = busy[m], busy[i]
-			i = m
-		}
-		return top
-	}
+	busy := minHeap[slot]{less: func(a, b *slot) bool { return a.free < b.free }}
 	var free []slot
 	head := 0
 	var cost, busySecs time.Duration
 	for _, j := range jobs {
 		a := j.Queued
-		for len(busy) > 0 && busy[0].free <= a {
-			free = append(free, pop()) // in order of free time
+		for busy.len() > 0 && busy.top().free <= a {
+			free = append(free, busy.pop()) // in order of free time
 		}
 		// Workers idle for a provisioning time or more are better stopped
 		// at their free time (and never reused: gaps only grow).
@@ -103,12 +73,12 @@ func Oracle(jobs []Job, boot time.Duration, slots int) Result {
 		cost += j.Duration
 		busySecs += j.Duration
 		s.free = a + j.Duration
-		push(s)
+		busy.push(s)
 	}
 	for _, s := range free[head:] {
 		lives[s.life].to = s.free
 	}
-	for _, s := range busy {
+	for _, s := range busy.items {
 		lives[s.life].to = s.free
 	}
 	// Peak: sweep the incarnations' boot and stop instants.
@@ -134,8 +104,8 @@ func Oracle(jobs []Job, boot time.Duration, slots int) Result {
 	r.WorkerSeconds = cost.Seconds() / k
 	r.BusySeconds = busySecs.Seconds() / k
 	r.Utilization = r.BusySeconds / r.WorkerSeconds
-	r.Started = ceilDiv(len(lives), int(k))
+	r.Started = policy.WorkersFor(len(lives), int(k))
 	r.Stopped = r.Started
-	r.Peak = ceilDiv(peak, int(k))
+	r.Peak = policy.WorkersFor(peak, int(k))
 	return r
 }
