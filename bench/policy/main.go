@@ -92,7 +92,7 @@ func run(w io.Writer, speed bool) error {
 			},
 			func() sim.Result { return sim.Oracle(jobs, prov.Median, 1) },
 		}
-		for _, a := range sim.Anchors {
+		for _, a := range sim.DefaultAnchors(def.Settings) {
 			runs = append(runs, func() sim.Result { return sim.RunAnchor(a, tr, jobs, def, prov, sim.StandardSeed) })
 		}
 		if kind == sim.Burst {

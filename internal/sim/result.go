@@ -14,8 +14,10 @@ import (
 type Result struct {
 	Pool string `json:"pool"`
 	// Run names the policy: the config's label, "oracle", or an anchor.
-	Run  string `json:"run"`
-	Jobs int    `json:"jobs"`
+	Run string `json:"run"`
+	// Knobs are an anchor's settings ("minRunners 2").
+	Knobs string `json:"knobs,omitempty"`
+	Jobs  int    `json:"jobs"`
 	// Unfinished jobs never got a worker (their wait counts up to the end).
 	Unfinished int `json:"unfinished,omitempty"`
 	// Queue wait (queued to started), seconds.

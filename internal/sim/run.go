@@ -81,7 +81,7 @@ func Simulate(o Options) (*Report, error) {
 		}}
 		if o.Compare {
 			runs = append(runs, func() Result { return Oracle(jobs, o.Provisioning.Median, pc.Settings.JobsPerWorker) })
-			for _, a := range Anchors {
+			for _, a := range DefaultAnchors(pc.Settings) {
 				runs = append(runs, func() Result { return RunAnchor(a, o.Trace, jobs, pc, o.Provisioning, o.Seed) })
 			}
 		}
@@ -133,22 +133,18 @@ func RunEngine(tr *Trace, jobs []Job, pc engine.PoolConfig, prov Provisioning, s
 	return r
 }
 
-// RunAnchor replays jobs under an anchor's formula, with the pool's knobs
-// mapped onto the anchor's.
-func RunAnchor(name string, tr *Trace, jobs []Job, pc engine.PoolConfig, prov Provisioning, seed uint64) Result {
+// RunAnchor replays jobs under an anchor's formula, with the pool's
+// max_workers and jobs_per_worker mapped onto the anchor's.
+func RunAnchor(a Anchor, tr *Trace, jobs []Job, pc engine.PoolConfig, prov Provisioning, seed uint64) Result {
 	began := time.Now()
-	ctl := newAnchor(name, pc.Settings)
-	if ctl == nil {
-		return Result{Run: name + " (unknown)"}
-	}
 	slots := pc.Settings.JobsPerWorker
-	if name == AnchorARC || name == AnchorKEDA {
+	if a.ephemeral {
 		slots = 1 // one job per runner / Kubernetes Job
 	}
-	w := newWorld(tr, jobs, slots, prov, seed, ctl, nil)
+	w := newWorld(tr, jobs, slots, prov, seed, a.make(pc.Settings), nil)
 	end := w.run()
 	r := measure(w, end)
-	r.Run, r.Pool, r.Elapsed = name, string(pc.Name), time.Since(began)
+	r.Run, r.Knobs, r.Pool, r.Elapsed = a.Name, a.Knobs, string(pc.Name), time.Since(began)
 	return r
 }
 
