@@ -51,6 +51,20 @@ type Settings struct {
 	// it becomes idle (0: never; 1: ephemeral workers).
 	MaxJobsPerWorker int
 
+	// TargetWaitP95 and TargetWaitP99, when set, size the warm buffer of
+	// idle_workers: auto for a queue-wait goal: the 95th (99th)
+	// percentile of queued-to-started waits within this (slo.go).
+	TargetWaitP95 time.Duration
+	TargetWaitP99 time.Duration
+
+	// IdleTimeoutAuto keeps an idle worker above the desired count about
+	// as long as a new one takes to boot (idle_timeout: auto, hold.go),
+	// within IdleTimeoutMin and IdleTimeoutMax (DefaultIdleTimeoutMax
+	// when 0); IdleTimeout is then unused.
+	IdleTimeoutAuto bool
+	IdleTimeoutMin  time.Duration
+	IdleTimeoutMax  time.Duration
+
 	IdleTimeout               time.Duration // an idle worker may stop after this long
 	ProvisionTimeout          time.Duration // a worker not ready after this long is failed
 	MaxConcurrentProvisioning int           // creates in flight at once
@@ -118,10 +132,9 @@ type Decision struct {
 	Bound string
 	// Warm is the warm buffer included (fixed, scheduled or auto).
 	Warm int
-	// IdleTimeout, when set, replaces the settings' idle_timeout for this
-	// plan: with idle_workers: auto, idle workers above the desired count
-	// are kept one measured provisioning time at most.
-	IdleTimeout time.Duration
+	// Hold is how long the plan keeps idle workers above the desired
+	// count (the zero value: the settings' idle_timeout).
+	Hold IdleHold
 	// Schedule is the name of the active schedule, if any.
 	Schedule string
 	// RecheckAt is when the decision would change with no new input (a
@@ -213,22 +226,51 @@ func (c *decider) recommend() {
 	} else {
 		fmt.Fprintf(&c.formula, "ceil((pending %d + running %d) / %d)", st.Pending, st.Running, c.slots)
 	}
+	c.d.Hold = idleHold(st.History, c.s)
 	warm := c.eff.idle
-	if c.eff.auto {
+	switch {
+	case c.eff.auto && c.s.hasTarget():
+		warm = c.targetWarm()
+	case c.eff.auto:
 		a := autoWarm(st.History, c.s, c.slots, c.now)
 		warm = a.warm
 		fmt.Fprintf(&c.formula, " + warm %d (%s)", warm, a.explain)
 		c.wake(a.recheck)
-		if a.hold > 0 && a.hold < c.s.IdleTimeout {
-			c.d.IdleTimeout = a.hold
+		if a.hold > 0 && a.hold < c.s.IdleTimeout && !c.s.IdleTimeoutAuto {
+			c.d.Hold.Fixed = a.hold
 		}
-	} else if warm > 0 {
+	case warm > 0:
 		fmt.Fprintf(&c.formula, " + warm %d", warm)
 	}
 	c.d.Warm = warm
 	c.raw = WorkersFor(st.Pending+st.Running, c.slots) + warm
 	c.desired = c.bound(c.raw)
 	c.d.Recommended = c.desired
+}
+
+// targetWarm is the warm buffer, in workers, that keeps the wait targets:
+// the free job slots the model asks for on top of the jobs, bounded by
+// max_idle_workers and max_workers.
+func (c *decider) targetWarm() int {
+	limit := c.s.MaxWorkers
+	if c.s.MaxIdleWorkers > 0 {
+		limit = min(limit, c.s.MaxIdleWorkers)
+	}
+	jobs := c.st.Pending + c.st.Running
+	r := sloWarm(c.st.History, c.s, limit*c.slots, c.now)
+	warm := WorkersFor(jobs+r.slots, c.slots) - WorkersFor(jobs, c.slots)
+	explain := r.explain
+	switch {
+	case c.s.MaxIdleWorkers > 0 && (warm >= c.s.MaxIdleWorkers && r.capped || warm > c.s.MaxIdleWorkers):
+		warm = c.s.MaxIdleWorkers
+		explain += fmt.Sprintf(", capped by max_idle_workers %d", c.s.MaxIdleWorkers)
+	case warm >= c.s.MaxWorkers && r.capped || warm > c.s.MaxWorkers:
+		warm = c.s.MaxWorkers
+		explain += fmt.Sprintf(", capped by max_workers %d", c.s.MaxWorkers)
+	}
+	fmt.Fprintf(&c.formula, " + warm %d (%s)", warm, explain)
+	c.wake(r.recheck)
+	return warm
 }
 
 // bound applies min_workers and max_workers, naming the rule it used.
@@ -329,6 +371,9 @@ func (c *decider) finish() Decision {
 	}
 	if c.eff.schedule != "" && c.d.Bound != BoundMinWorkers {
 		fmt.Fprintf(&r, "; schedule %q active", c.eff.schedule)
+	}
+	if c.d.Hold.Auto {
+		fmt.Fprintf(&r, "; %s", c.d.Hold.explain(c.now))
 	}
 	c.d.Reason = r.String()
 	return c.d

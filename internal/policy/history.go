@@ -28,10 +28,21 @@ type History struct {
 	// rate-limit periods (for the rate limits).
 	Added   Steps
 	Removed Steps
-	// Arrivals is the average rate of queued jobs (for idle_workers: auto).
-	Arrivals Rate
+	// Arrivals is the average rate of queued jobs (for idle_workers: auto),
+	// over arrival_rate_window; RecentArrivals the same over a minute (for
+	// the wait targets, which take it during a burst and the lull after
+	// one).
+	Arrivals       Rate
+	RecentArrivals Rate
+	// Bursts is how queued jobs bunch together (for the wait targets).
+	Bursts Bursts
 	// Provisioning is the average time from create to ready.
 	Provisioning Average
+	// Boots is the distribution of the same times (for the wait targets
+	// and idle_timeout: auto).
+	Boots BootTimes
+	// Waits95 and Waits99 correct the wait model from measured waits.
+	Waits95, Waits99 WaitGoal
 }
 
 // Sample is one recommendation.
@@ -123,14 +134,52 @@ func (h *History) Scaled(created, stopped int, s Settings, now time.Time) {
 // Queued records a job's arrival at at (its stream time).
 func (h *History) Queued(at time.Time, s Settings) {
 	h.Arrivals = h.Arrivals.Add(at, s.arrivalWindow())
+	h.RecentArrivals = h.RecentArrivals.Add(at, recentWindow)
+	h.Bursts = h.Bursts.Add(at)
 }
 
 // Provisioned records a worker that took d from create to ready.
-func (h *History) Provisioned(d time.Duration) { h.Provisioning = h.Provisioning.Add(d) }
+func (h *History) Provisioned(d time.Duration) {
+	h.Provisioning = h.Provisioning.Add(d)
+	h.Boots = h.Boots.Add(d)
+}
+
+// Waited records the queue wait of a job that started (queued to
+// started), for the wait targets' correction.
+func (h *History) Waited(wait time.Duration, s Settings) {
+	if s.TargetWaitP95 > 0 {
+		h.Waits95.Target, h.Waits95.Allowed = s.TargetWaitP95, 0.05
+		h.Waits95 = h.Waits95.Observe(wait)
+	}
+	if s.TargetWaitP99 > 0 {
+		h.Waits99.Target, h.Waits99.Allowed = s.TargetWaitP99, 0.01
+		h.Waits99 = h.Waits99.Observe(wait)
+	}
+}
 
 // DefaultArrivalWindow is the arrival-rate average's time constant when
 // the settings give none.
 const DefaultArrivalWindow = 10 * time.Minute
+
+// recentWindow is the time constant of History.RecentArrivals.
+const recentWindow = time.Minute
+
+// arrivalRate is the arrival rate the wait targets and the idle hold use
+// at t: the arrival_rate_window average, unless the last minute's differs
+// from it by more than three standard deviations of the last minute's own
+// noise (sqrt(D λ / 2τ) at the long rate λ, D being the counts'
+// dispersion, 1 for Poisson arrivals): then a
+// burst is on, or has just ended, and the last minute is the better
+// guess of the next. recent reports which one it took.
+func (h History) arrivalRate(s Settings, t time.Time) (rate float64, recent bool) {
+	long := h.Arrivals.Value(t, s.arrivalWindow())
+	short := h.RecentArrivals.Value(t, recentWindow)
+	noise := math.Sqrt(long / (2 * recentWindow.Seconds()))
+	if math.Abs(short-long) > 3*noise {
+		return short, true
+	}
+	return long, false
+}
 
 func (s Settings) arrivalWindow() time.Duration {
 	if s.ArrivalWindow > 0 {

@@ -127,8 +127,8 @@ func TestDecideAutoWarm(t *testing.T) {
 			if tt.wake != !d.RecheckAt.IsZero() {
 				t.Errorf("RecheckAt = %v, want a wake-up: %v", d.RecheckAt, tt.wake)
 			}
-			if d.IdleTimeout != tt.hold {
-				t.Errorf("IdleTimeout = %v, want %v", d.IdleTimeout, tt.hold)
+			if d.Hold.Fixed != tt.hold && !(tt.hold == 0 && d.Hold.Fixed == s.IdleTimeout) {
+				t.Errorf("Hold = %v, want %v", d.Hold.Fixed, tt.hold)
 			}
 		})
 	}
