@@ -132,6 +132,9 @@ type Decision struct {
 	Bound string
 	// Warm is the warm buffer included (fixed, scheduled or auto).
 	Warm int
+	// WarmBound names the limit that capped the warm buffer a wait target
+	// asked for (max_idle_workers or max_workers); "" if none did.
+	WarmBound string
 	// Hold is how long the plan keeps idle workers above the desired
 	// count (the zero value: the settings' idle_timeout).
 	Hold IdleHold
@@ -262,10 +265,10 @@ func (c *decider) targetWarm() int {
 	explain := r.explain
 	switch {
 	case c.s.MaxIdleWorkers > 0 && (warm >= c.s.MaxIdleWorkers && r.capped || warm > c.s.MaxIdleWorkers):
-		warm = c.s.MaxIdleWorkers
+		warm, c.d.WarmBound = c.s.MaxIdleWorkers, "max_idle_workers"
 		explain += fmt.Sprintf(", capped by max_idle_workers %d", c.s.MaxIdleWorkers)
 	case warm >= c.s.MaxWorkers && r.capped || warm > c.s.MaxWorkers:
-		warm = c.s.MaxWorkers
+		warm, c.d.WarmBound = c.s.MaxWorkers, "max_workers"
 		explain += fmt.Sprintf(", capped by max_workers %d", c.s.MaxWorkers)
 	}
 	fmt.Fprintf(&c.formula, " + warm %d (%s)", warm, explain)

@@ -109,3 +109,34 @@ func Oracle(jobs []Job, boot time.Duration, slots int) Result {
 	r.Peak = policy.WorkersFor(peak, int(k))
 	return r
 }
+
+// OracleUnder is the oracle under max_workers: the same when its peak fits
+// within maxWorkers (0: no bound); otherwise jobs wait for a slot as they
+// must under the cap. Then a first-come first-served queue on maxWorkers ×
+// slots job slots, with workers booted in advance (no job waits for a
+// boot), sets each job's start, and the oracle's rules run on those
+// starts: the least a policy held to the same max_workers can cost, and
+// the least its jobs can wait in the same queue. CappedAt says it was.
+func OracleUnder(jobs []Job, boot time.Duration, slots, maxWorkers int) Result {
+	r := Oracle(jobs, boot, slots)
+	if maxWorkers <= 0 || r.Peak <= maxWorkers {
+		return r
+	}
+	free := minHeap[time.Duration]{less: func(a, b *time.Duration) bool { return *a < *b }}
+	for range maxWorkers * max(slots, 1) {
+		free.push(0)
+	}
+	started := make([]Job, len(jobs))
+	waits := make([]float64, len(jobs))
+	for i, j := range jobs {
+		start := max(j.Queued, free.pop())
+		free.push(start + j.Duration)
+		started[i] = j
+		started[i].Queued = start
+		waits[i] = (start - j.Queued).Seconds()
+	}
+	c := Oracle(started, boot, slots)
+	c.WaitP50, c.WaitP95, c.WaitP99, c.WaitMax = percentiles(waits)
+	c.CappedAt = maxWorkers
+	return c
+}

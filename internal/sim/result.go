@@ -37,6 +37,11 @@ type Result struct {
 	Peak        int     `json:"peak_workers"`
 	// VsOracle is WorkerSeconds / the oracle's (0 when not compared).
 	VsOracle float64 `json:"vs_oracle,omitempty"`
+	// CappedAt is set on the oracle when it was computed under that
+	// max_workers (its peak would exceed it).
+	CappedAt int `json:"oracle_under_max_workers,omitempty"`
+	// Bounds are the limits that held the run back, if any.
+	Bounds []Bound `json:"bounds,omitempty"`
 	// Elapsed is the real time the run took.
 	Elapsed time.Duration `json:"-"`
 
@@ -145,8 +150,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for _, p := range r.Pools {
 		fmt.Fprintf(&b, "\n### Pool %s\n\n", p.Pool)
 		b.WriteString(TableHeader)
-		for _, x := range p.Runs {
-			b.WriteString(x.Row())
+		for i, x := range p.Runs {
+			b.WriteString(x.Row(p.note(i)))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -154,11 +159,38 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 }
 
 // TableHeader is the Markdown table header of Row.
-const TableHeader = "| run | jobs | wait p50 | wait p95 | wait p99 | wait max | worker-s | vs oracle | utilization | started | stopped | peak |\n" +
-	"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+const TableHeader = "| run | jobs | wait p50 | wait p95 | wait p99 | wait max | worker-s | vs oracle | utilization | started | stopped | peak | notes |\n" +
+	"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
 
-// Row is the result as a Markdown table row.
-func (x Result) Row() string {
+// note is what the notes column says of the pool's i-th run: the limits
+// that bound the configuration's run, the cap the oracle was computed
+// under, an anchor's knobs and whether it is better than the
+// configuration on both wait and cost (ties count against the
+// configuration).
+func (p PoolReport) note(i int) string {
+	x := p.Runs[i]
+	var parts []string
+	if x.Knobs != "" {
+		parts = append(parts, x.Knobs)
+	}
+	if x.CappedAt > 0 {
+		parts = append(parts, fmt.Sprintf("under max_workers %d: jobs queue for a slot", x.CappedAt))
+	}
+	for _, b := range x.Bounds {
+		parts = append(parts, "bound by "+b.String())
+	}
+	if i > 0 && x.Run != "oracle" && len(p.Runs) > 0 {
+		if Covers(x, p.Runs[0]) {
+			parts = append(parts, "better than "+p.Runs[0].Run+" on both wait and cost")
+		} else {
+			parts = append(parts, "not better than "+p.Runs[0].Run+" on both")
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Row is the result as a Markdown table row, with a note.
+func (x Result) Row(note string) string {
 	vs := "-"
 	if x.VsOracle > 0 {
 		vs = fmt.Sprintf("%.2f×", x.VsOracle)
@@ -167,9 +199,9 @@ func (x Result) Row() string {
 	if x.Unfinished > 0 {
 		jobs += fmt.Sprintf(" (%d never ran)", x.Unfinished)
 	}
-	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %.0f | %s | %.0f%% | %d | %d | %d |\n",
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %.0f | %s | %.0f%% | %d | %d | %d | %s |\n",
 		x.Run, jobs, secs(x.WaitP50), secs(x.WaitP95), secs(x.WaitP99), secs(x.WaitMax),
-		x.WorkerSeconds, vs, 100*x.Utilization, x.Started, x.Stopped, x.Peak)
+		x.WorkerSeconds, vs, 100*x.Utilization, x.Started, x.Stopped, x.Peak, note)
 }
 
 func secs(s float64) string {

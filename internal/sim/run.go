@@ -80,7 +80,9 @@ func Simulate(o Options) (*Report, error) {
 			return r
 		}}
 		if o.Compare {
-			runs = append(runs, func() Result { return Oracle(jobs, o.Provisioning.Median, pc.Settings.JobsPerWorker) })
+			runs = append(runs, func() Result {
+				return OracleUnder(jobs, o.Provisioning.Median, pc.Settings.JobsPerWorker, pc.Settings.MaxWorkers)
+			})
 			for _, a := range DefaultAnchors(pc.Settings) {
 				runs = append(runs, func() Result { return RunAnchor(a, o.Trace, jobs, pc, o.Provisioning, o.Seed) })
 			}
@@ -91,6 +93,9 @@ func Simulate(o Options) (*Report, error) {
 		}
 		if o.Compare {
 			SetVsOracle(results, results[1])
+		}
+		if n := boundsNote(string(pc.Name), results[0]); n != "" {
+			rep.Notes = append(rep.Notes, n)
 		}
 		rep.Pools = append(rep.Pools, PoolReport{Pool: string(pc.Name), Runs: results})
 	}
@@ -130,6 +135,7 @@ func RunEngine(tr *Trace, jobs []Job, pc engine.PoolConfig, prov Provisioning, s
 	end := w.run()
 	r := measure(w, end)
 	r.Run, r.Pool, r.timeline, r.Elapsed = "config", string(pc.Name), w.tl, time.Since(began)
+	r.Bounds = c.bounds.result(end)
 	return r
 }
 
