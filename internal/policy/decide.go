@@ -56,6 +56,10 @@ type Settings struct {
 	// percentile of queued-to-started waits within this (slo.go).
 	TargetWaitP95 time.Duration
 	TargetWaitP99 time.Duration
+	// TargetWaitAuto, with no TargetWaitP95, aims the p95 at one measured
+	// median boot time (target_wait_p95: auto): the buffer then pays only
+	// to cut the tail of the boot times and the queues behind bursts.
+	TargetWaitAuto bool
 
 	// IdleTimeoutAuto keeps an idle worker above the desired count about
 	// as long as a new one takes to boot (idle_timeout: auto, hold.go),

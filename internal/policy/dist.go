@@ -33,7 +33,7 @@ func (b BootTimes) Quantile(p float64) time.Duration {
 	if b.N == 0 {
 		return 0
 	}
-	return seconds(math.Exp(b.LogMean + math.Sqrt(b.LogVar)*normalQuantile(p)))
+	return seconds(math.Exp(b.LogMean + math.Sqrt(b.LogVar)*normalQuantile(p))).Round(time.Millisecond)
 }
 
 // Median is the fitted median provisioning time.

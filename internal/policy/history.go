@@ -99,24 +99,30 @@ func (h History) highestSince(cutoff time.Time) (int, time.Time) {
 // Remember records a decision's recommendation for the stabilization
 // window.
 func (h *History) Remember(d Decision, s Settings, now time.Time) {
-	if s.StabilizationWindow <= 0 {
-		h.Recent = h.Recent[:0]
-		return
+	h.Recent = pushMax(h.Recent, Sample{At: now, Desired: d.Recommended}, s.StabilizationWindow)
+}
+
+// pushMax adds a sample to a monotonic queue of the samples within window
+// that can still be its highest: oldest first, each lower than the one
+// before. A window of 0 keeps nothing.
+func pushMax(q []Sample, x Sample, window time.Duration) []Sample {
+	if window <= 0 {
+		return q[:0]
 	}
-	cutoff := now.Add(-s.StabilizationWindow)
+	cutoff := x.At.Add(-window)
 	i := 0
-	for i < len(h.Recent) && !h.Recent[i].At.After(cutoff) {
+	for i < len(q) && !q[i].At.After(cutoff) {
 		i++
 	}
-	r := h.Recent[i:]
+	r := q[i:]
 	// A newer sample as high or higher makes older lower ones irrelevant.
-	for len(r) > 0 && r[len(r)-1].Desired <= d.Recommended {
+	for len(r) > 0 && r[len(r)-1].Desired <= x.Desired {
 		r = r[:len(r)-1]
 	}
-	if i > 0 && cap(h.Recent)-len(r) > 64 { // release what expired
+	if i > 0 && cap(q)-len(r) > 64 { // release what expired
 		r = append([]Sample(nil), r...)
 	}
-	h.Recent = append(r, Sample{At: now, Desired: d.Recommended})
+	return append(r, x)
 }
 
 // Scaled records that a plan created and stopped workers at now.
@@ -147,8 +153,8 @@ func (h *History) Provisioned(d time.Duration) {
 // Waited records the queue wait of a job that started (queued to
 // started), for the wait targets' correction.
 func (h *History) Waited(wait time.Duration, s Settings) {
-	if s.TargetWaitP95 > 0 {
-		h.Waits95.Target, h.Waits95.Allowed = s.TargetWaitP95, 0.05
+	if t := h.targetP95(s); t > 0 {
+		h.Waits95.Target, h.Waits95.Allowed = t, 0.05
 		h.Waits95 = h.Waits95.Observe(wait)
 	}
 	if s.TargetWaitP99 > 0 {

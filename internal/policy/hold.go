@@ -2,27 +2,30 @@ package policy
 
 import (
 	"fmt"
-	"math"
 	"time"
 )
 
 // IdleHold is how long an idle worker above the desired count is kept
 // before it is stopped. Fixed, it is idle_timeout; with idle_timeout:
-// auto it is the break-even of holding against booting again:
+// auto it is the break-even of holding against booting again. Keeping the
+// worker idle costs the time until a job takes it (or until it is
+// stopped); stopping it costs a boot when a job comes that it would have
+// served. So the worker is kept for one boot B when, at the measured
+// arrival rate and burstiness,
 //
-//	hold(k) = boot × p_k / (1 − p_k),  within [idle_timeout_min, idle_timeout_max]
+//	B × P(k jobs or more arrive within B)  ≥  E[min(time until the k-th job, B)]
 //
-// where boot is the measured median provisioning time and p_k the chance,
-// at the measured arrival rate and burstiness, that k or more jobs arrive
-// within one boot, k being the worker's rank among the idle workers above
-// the desired count (1: the next one a job would take). Keeping a worker
-// idle for t costs t; stopping it costs a boot if a job comes that it
-// would have served. With even odds (p = ½) it is kept one boot, as the
-// deterministic ski-rental rule says; likelier jobs keep it longer, a
-// trickle stops it at once. So after a spike a few of the hundreds of
-// workers it left are kept, as many as the decaying rate is likely to
-// use, and the rest stop at once; and as the rate decays with no arrival,
-// so do the holds.
+// and stopped at once (idle_timeout_min) otherwise, k being its rank
+// among the idle workers above the desired count (1: the next one a job
+// would take). For jobs arriving one by one at rate λ both sides scale
+// alike and the rule is λB ≥ 1 for the first worker, the classic result
+// that holding pays only when a job is expected within one boot. Bursts
+// at the same rate bring fewer, larger arrivals: keeping the first worker
+// pays less often, keeping several for one burst more. After a spike a few
+// of the hundreds of workers it left are kept, as many as the decaying
+// rate is likely to use, and the rest stop at once; as the rate decays
+// with no arrival, the holds end. The result is bounded by
+// idle_timeout_min and idle_timeout_max.
 type IdleHold struct {
 	// Fixed is the hold when Auto is false (idle_timeout).
 	Fixed time.Duration
@@ -49,13 +52,28 @@ func (h IdleHold) For(rank int, t time.Time) time.Duration {
 		return h.Max
 	}
 	rate, _ := h.History.arrivalRate(h.Settings, t)
-	p := atLeast(rank, rate*h.Boot.Seconds(), h.Dispersion)
-	hold := h.Max
-	if p < 1 {
-		odds := p / (1 - p)
-		hold = time.Duration(math.Min(float64(h.Boot)*odds, float64(h.Max)))
+	hold := h.Min
+	if worthHolding(rank, rate, h.Dispersion, h.Boot.Seconds()) {
+		hold = max(h.Boot, h.Min)
 	}
-	return min(max(hold, h.Min), h.Max)
+	return min(hold, h.Max)
+}
+
+// worthHolding reports whether keeping the rank-th idle worker for one
+// boot of b seconds saves more boot time than it idles:
+// b × P(N(b) ≥ rank) ≥ E[min(T_rank, b)] = ∫₀ᵇ P(N(t) < rank) dt, the
+// integral by the midpoint rule on eight points.
+func worthHolding(rank int, rate, disp, b float64) bool {
+	if rate <= 0 {
+		return false
+	}
+	saved := b * atLeast(rank, rate*b, disp)
+	idle := 0.0
+	for i := range 8 {
+		t := b * (float64(i) + 0.5) / 8
+		idle += (1 - atLeast(rank, rate*t, disp)) * b / 8
+	}
+	return saved >= idle
 }
 
 // stopAt is when an idle worker of this rank, idle since since, reaches
@@ -100,5 +118,8 @@ func (h IdleHold) explain(now time.Time) string {
 	if h.Boot <= 0 {
 		return fmt.Sprintf("idle_timeout auto: %s until a boot time is measured", round(h.Max))
 	}
-	return fmt.Sprintf("idle_timeout auto: an idle worker above it is kept %s (boot %s × the odds of a job within it)", round(h.For(1, now)), round(h.Boot))
+	if hold := h.For(1, now); hold > h.Min {
+		return fmt.Sprintf("idle_timeout auto: an idle worker above it is kept %s, one boot (a job within it is likely enough)", round(hold))
+	}
+	return fmt.Sprintf("idle_timeout auto: an idle worker above it stops after %s (a job within one boot, %s, is too unlikely)", round(h.Min), round(h.Boot))
 }

@@ -177,7 +177,7 @@ func sloWarm(h History, s Settings, limit int, now time.Time) sloResult {
 	}
 	if h.Boots.N == 0 {
 		b.WriteString(", no boot time measured yet")
-		return sloResult{explain: targetNames(s) + ": " + b.String()}
+		return sloResult{explain: targetNames(h, s) + ": " + b.String()}
 	}
 	fmt.Fprintf(&b, ", boots median %s p95 %s", round(h.Boots.Median()), round(h.Boots.Quantile(0.95)))
 	boots := h.Boots.points()
@@ -197,7 +197,7 @@ func sloWarm(h History, s Settings, limit int, now time.Time) sloResult {
 		r.slots = max(r.slots, n)
 	}
 	fmt.Fprintf(&b, ": %s", strings.Join(parts, "; "))
-	r.explain = targetNames(s) + ": " + b.String()
+	r.explain = targetNames(h, s) + ": " + b.String()
 	// With no arrivals the rate decays: recheck when one free slot fewer
 	// is enough for every target.
 	if r.slots > 0 && a.rate > 0 {
@@ -243,9 +243,9 @@ func firstInstant(ok func(time.Time) bool, now time.Time, horizon time.Duration)
 // goals are the pool's wait targets with their corrections.
 func (h History) goals(s Settings) []WaitGoal {
 	var out []WaitGoal
-	if s.TargetWaitP95 > 0 {
+	if t := h.targetP95(s); t > 0 {
 		g := h.Waits95
-		g.Target, g.Allowed = s.TargetWaitP95, 0.05
+		g.Target, g.Allowed = t, 0.05
 		out = append(out, g)
 	}
 	if s.TargetWaitP99 > 0 {
@@ -256,10 +256,24 @@ func (h History) goals(s Settings) []WaitGoal {
 	return out
 }
 
-func targetNames(s Settings) string {
+// targetP95 is the p95 target: target_wait_p95, or with auto the
+// measured median boot (0 until one is measured).
+func (h History) targetP95(s Settings) time.Duration {
+	if s.TargetWaitP95 > 0 || !s.TargetWaitAuto {
+		return s.TargetWaitP95
+	}
+	return h.Boots.Median().Round(100 * time.Millisecond)
+}
+
+func targetNames(h History, s Settings) string {
 	var n []string
-	if s.TargetWaitP95 > 0 {
+	switch t := h.targetP95(s); {
+	case s.TargetWaitP95 > 0:
 		n = append(n, "target_wait_p95 "+s.TargetWaitP95.String())
+	case t > 0:
+		n = append(n, "target_wait_p95 auto ("+t.String()+", one median boot)")
+	case s.TargetWaitAuto:
+		n = append(n, "target_wait_p95 auto")
 	}
 	if s.TargetWaitP99 > 0 {
 		n = append(n, "target_wait_p99 "+s.TargetWaitP99.String())
@@ -268,7 +282,9 @@ func targetNames(s Settings) string {
 }
 
 // hasTarget reports whether a wait target sizes the buffer.
-func (s Settings) hasTarget() bool { return s.TargetWaitP95 > 0 || s.TargetWaitP99 > 0 }
+func (s Settings) hasTarget() bool {
+	return s.TargetWaitP95 > 0 || s.TargetWaitP99 > 0 || s.TargetWaitAuto
+}
 
 func pct(p float64) string {
 	switch {

@@ -6,23 +6,20 @@ import (
 	"slices"
 )
 
-// Comparisons are honest in one direction: a tie counts against us. Two
-// waits within WaitTie of each other are a tie, and then the cheaper run
-// is the better one; an anchor that matches one of our runs exactly is
-// better than it.
+// Comparisons count ties against us: two p95 waits within WaitTie of each
+// other are a tie, and then the cheaper run is the better one, so an
+// anchor that waits a little less at a lower cost is better than ours.
+// (Equal cost and tied waits: neither is better on both.)
 
 // WaitTie is how close two p95 waits must be to count as a tie: within
 // half a second or 2 % of the larger.
 func WaitTie(a, b float64) float64 { return math.Max(0.5, 0.02*math.Max(a, b)) }
 
-// Covers reports whether run o is at least as good as run a on both wait
-// (p95) and cost (worker-seconds), with ties counted against o: o costs
-// less with a wait no worse beyond a tie, or costs no more with a wait
-// better beyond a tie.
+// Covers reports whether run o leaves run a no better on both wait (p95)
+// and cost (worker-seconds), with ties counted against o: o costs no more
+// than a, and waits no longer beyond a tie.
 func Covers(o, a Result) bool {
-	tie := WaitTie(o.WaitP95, a.WaitP95)
-	return (o.WaitP95 <= a.WaitP95+tie && o.WorkerSeconds < a.WorkerSeconds) ||
-		(o.WaitP95 < a.WaitP95-tie && o.WorkerSeconds <= a.WorkerSeconds)
+	return o.WorkerSeconds <= a.WorkerSeconds && o.WaitP95 <= a.WaitP95+WaitTie(o.WaitP95, a.WaitP95)
 }
 
 // Front is the runs no other run of the set covers, by increasing wait:
@@ -88,7 +85,7 @@ func CompareFronts(name string, ours, anchor []Result) FrontVerdict {
 		if !covered {
 			v.Beaten = append(v.Beaten, a)
 		}
-		best, ok := cheapestWithin(ours, a.WaitP95)
+		best, ok := CheapestWithin(ours, a.WaitP95)
 		m := math.NaN()
 		if ok {
 			m = (a.WorkerSeconds - best.WorkerSeconds) / a.WorkerSeconds
@@ -100,8 +97,8 @@ func CompareFronts(name string, ours, anchor []Result) FrontVerdict {
 	return v
 }
 
-// cheapestWithin is the cheapest run whose wait ties or beats wait.
-func cheapestWithin(rs []Result, wait float64) (Result, bool) {
+// CheapestWithin is the cheapest run whose wait ties or beats wait.
+func CheapestWithin(rs []Result, wait float64) (Result, bool) {
 	var best Result
 	ok := false
 	for _, r := range rs {
