@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/policy"
-	"github.com/hodei/hodei-autoscaler/internal/scaler"
 )
 
 func run(name string, p95, cost float64) Result {
@@ -108,7 +108,7 @@ func TestRunReportsTheLimitsThatBoundIt(t *testing.T) {
 	}
 	// The report says it, and compares with an oracle under the same
 	// max_workers.
-	rep, err := Simulate(Options{Trace: tr, Pools: []scaler.PoolConfig{pc}, Provisioning: tenSeconds, Compare: true})
+	rep, err := Simulate(Options{Trace: tr, Pools: []engine.PoolConfig{pc}, Provisioning: tenSeconds, Compare: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,6 @@ func Oracle(jobs []Job, boot time.Duration, slots int) Result {
 	if len(jobs) == 0 {
 		return r
 	}
-	type incarnation struct{ from, to time.Duration }
 	var lives []incarnation
 	// busy: min-heap of (free time, incarnation); free: freed workers in
 	// order of free time, oldest at head.
@@ -107,7 +106,42 @@ func Oracle(jobs []Job, boot time.Duration, slots int) Result {
 	r.Started = policy.WorkersFor(len(lives), int(k))
 	r.Stopped = r.Started
 	r.Peak = policy.WorkersFor(peak, int(k))
+	r.waits = []float64{0}
+	r.lives, r.slots = lives, int(k)
 	return r
+}
+
+// incarnation is the life of one of the oracle's workers (of one slot,
+// with several slots per worker).
+type incarnation struct{ from, to time.Duration }
+
+// oracleTimeline draws the oracle's workers over a timeline's window.
+func oracleTimeline(r Result, tl *Timeline) *Timeline {
+	if tl == nil || len(r.lives) == 0 {
+		return nil
+	}
+	out := &Timeline{From: tl.From, Step: tl.Step, buckets: tl.buckets}
+	type edge struct {
+		at time.Duration
+		d  int
+	}
+	edges := make([]edge, 0, 2*len(r.lives))
+	for _, l := range r.lives {
+		edges = append(edges, edge{l.from, 1}, edge{l.to, -1})
+	}
+	slices.SortFunc(edges, func(a, b edge) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.d, b.d) // stops before starts at one instant
+	})
+	n := 0
+	for _, e := range edges {
+		n += e.d
+		out.record(e.at, 0, 0, 0, policy.WorkersFor(n, r.slots))
+	}
+	out.finish()
+	return out
 }
 
 // OracleUnder is the oracle under max_workers: the same when its peak fits
@@ -137,6 +171,7 @@ func OracleUnder(jobs []Job, boot time.Duration, slots, maxWorkers int) Result {
 	}
 	c := Oracle(started, boot, slots)
 	c.WaitP50, c.WaitP95, c.WaitP99, c.WaitMax = percentiles(waits)
+	c.waits = keepWaits(waits)
 	c.CappedAt = maxWorkers
 	return c
 }

@@ -46,31 +46,85 @@ type Result struct {
 	Elapsed time.Duration `json:"-"`
 
 	timeline *Timeline
+	// waits are the run's queue waits at evenly spaced ranks, sorted (at
+	// most waitPoints of them), for the plot's distribution.
+	waits []float64
+	// lives are the oracle's workers, for its timeline.
+	lives []incarnation
+	slots int
 }
 
-// Timeline is a run's pending jobs, desired and actual workers over time,
-// in fixed buckets holding each series' highest value within the bucket.
+// waitPoints bounds the waits a result keeps for its distribution.
+const waitPoints = 400
+
+// Timeline is a run's pending and running jobs, desired and actual
+// workers over a window of time, in fixed buckets holding each series'
+// highest value within the bucket (short peaks stay visible).
 type Timeline struct {
+	// From is the window's start, as an offset from the trace's start.
+	From    time.Duration `json:"from"`
 	Step    time.Duration `json:"step"`
 	Pending []int         `json:"pending"`
+	Running []int         `json:"running"`
 	Desired []int         `json:"desired"`
 	Workers []int         `json:"workers"`
-	last    [3]int
+	buckets int
+	last    [4]int
 }
 
-func newTimeline(step time.Duration) *Timeline { return &Timeline{Step: max(step, time.Second)} }
+// newTimeline covers [from, to) in at most buckets buckets of at least a
+// second.
+func newTimeline(from, to time.Duration, buckets int) *Timeline {
+	step := max((to-from)/time.Duration(buckets), time.Second)
+	return &Timeline{From: from, Step: step, buckets: int((to-from)/step) + 1}
+}
 
-func (t *Timeline) record(at time.Duration, pending, desired, workers int) {
-	i := int(at / t.Step)
+func (t *Timeline) record(at time.Duration, pending, running, desired, workers int) {
+	cur := [4]int{pending, running, desired, workers}
+	if at < t.From {
+		t.last = cur
+		return
+	}
+	i := int((at - t.From) / t.Step)
+	if i >= t.buckets {
+		return
+	}
 	for len(t.Pending) <= i { // buckets without samples carry the last values
 		t.Pending = append(t.Pending, t.last[0])
-		t.Desired = append(t.Desired, t.last[1])
-		t.Workers = append(t.Workers, t.last[2])
+		t.Running = append(t.Running, t.last[1])
+		t.Desired = append(t.Desired, t.last[2])
+		t.Workers = append(t.Workers, t.last[3])
 	}
 	t.Pending[i] = max(t.Pending[i], pending)
+	t.Running[i] = max(t.Running[i], running)
 	t.Desired[i] = max(t.Desired[i], desired)
 	t.Workers[i] = max(t.Workers[i], workers)
-	t.last = [3]int{pending, desired, workers}
+	t.last = cur
+}
+
+// finish carries the last values to the window's end.
+func (t *Timeline) finish() {
+	if t == nil {
+		return
+	}
+	for len(t.Pending) < t.buckets {
+		t.Pending = append(t.Pending, t.last[0])
+		t.Running = append(t.Running, t.last[1])
+		t.Desired = append(t.Desired, t.last[2])
+		t.Workers = append(t.Workers, t.last[3])
+	}
+}
+
+// keepWaits samples sorted waits at evenly spaced ranks.
+func keepWaits(sorted []float64) []float64 {
+	if len(sorted) <= waitPoints {
+		return slices.Clone(sorted)
+	}
+	out := make([]float64, waitPoints)
+	for i := range out {
+		out[i] = sorted[(i*(len(sorted)-1))/(waitPoints-1)]
+	}
+	return out
 }
 
 // Timeline returns the run's timeline, if it was recorded.
@@ -88,6 +142,7 @@ func measure(w *world, end time.Duration) Result {
 		waits[i] = (s - w.jobs[i].Queued).Seconds()
 	}
 	r.WaitP50, r.WaitP95, r.WaitP99, r.WaitMax = percentiles(waits)
+	r.waits = keepWaits(waits)
 	for _, wk := range w.workers {
 		stop := wk.stopped
 		if wk.state != wStopped {
@@ -129,8 +184,9 @@ type Report struct {
 // PoolReport holds a pool's runs: the configuration first, then the
 // oracle and the anchors when compared.
 type PoolReport struct {
-	Pool string   `json:"pool"`
-	Runs []Result `json:"runs"`
+	Pool       string   `json:"pool"`
+	MaxWorkers int      `json:"max_workers"`
+	Runs       []Result `json:"runs"`
 }
 
 // WriteJSON writes the report as indented JSON.

@@ -334,7 +334,7 @@ func (w *world) run() time.Duration {
 		}
 		w.peak = max(w.peak, w.alive())
 		if w.tl != nil {
-			w.tl.record(w.now, w.pendingJobs(), w.ctl.desired(), w.alive())
+			w.tl.record(w.now, w.pendingJobs(), w.running, w.ctl.desired(), w.alive())
 		}
 		if w.done == len(w.jobs) {
 			if allDone < 0 {
