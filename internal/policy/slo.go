@@ -52,8 +52,9 @@ import (
 // could have absorbed raises it at most sixteenfold.
 
 // sloFeedbackRate is η, the step of the price's correction per measured
-// wait: about 1/η measured jobs for it to follow a change.
-const sloFeedbackRate = 0.15
+// wait: a wait above the target raises the price by a third, about twenty
+// within it bring it back.
+const sloFeedbackRate = 0.3
 
 // sloPriceBound bounds the correction to [1/sloPriceBound, sloPriceBound].
 const sloPriceBound = 16.0
