@@ -187,6 +187,34 @@ func (h History) arrivalRate(s Settings, t time.Time) (rate float64, recent bool
 	return long, false
 }
 
+// rateFallsTo is about the first instant after now, within horizon, at
+// which arrivalRate is at most r if no job arrives meanwhile (both
+// averages only decay then); zero if not within horizon. The search
+// doubles its step from a second, then bisects to the millisecond.
+func (h History) rateFallsTo(s Settings, r float64, now time.Time, horizon time.Duration) time.Time {
+	below := func(t time.Time) bool { v, _ := h.arrivalRate(s, t); return v <= r }
+	lo := now
+	for step := time.Second; step < 2*horizon; step *= 2 {
+		hi := now.Add(min(step, horizon))
+		if !below(hi) {
+			lo = hi
+			if step >= horizon {
+				return time.Time{}
+			}
+			continue
+		}
+		for hi.Sub(lo) > time.Millisecond {
+			if mid := lo.Add(hi.Sub(lo) / 2); below(mid) {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		return hi
+	}
+	return time.Time{}
+}
+
 func (s Settings) arrivalWindow() time.Duration {
 	if s.ArrivalWindow > 0 {
 		return s.ArrivalWindow

@@ -63,9 +63,12 @@ func (h IdleHold) For(rank int, t time.Time) time.Duration {
 // boot of b seconds saves more boot time than it idles:
 // b × P(N(b) ≥ rank) ≥ E[min(T_rank, b)] = ∫₀ᵇ P(N(t) < rank) dt, the
 // integral by the midpoint rule on eight points.
-func worthHolding(rank int, rate, disp, b float64) bool {
+func worthHolding(rank int, rate, disp, b float64) bool { return holdingRatio(rank, rate, disp, b) >= 1 }
+
+// holdingRatio is the boot time holding saves over the time it idles.
+func holdingRatio(rank int, rate, disp, b float64) float64 {
 	if rate <= 0 {
-		return false
+		return 0
 	}
 	saved := b * atLeast(rank, rate*b, disp)
 	idle := 0.0
@@ -73,7 +76,7 @@ func worthHolding(rank int, rate, disp, b float64) bool {
 		t := b * (float64(i) + 0.5) / 8
 		idle += (1 - atLeast(rank, rate*t, disp)) * b / 8
 	}
-	return saved >= idle
+	return saved / idle
 }
 
 // stopAt is when an idle worker of this rank, idle since since, reaches
@@ -81,19 +84,28 @@ func worthHolding(rank int, rate, disp, b float64) bool {
 // the hold, only decays): the first t ≥ now with since + For(rank, t) ≤ t.
 func (h IdleHold) stopAt(rank int, since, now time.Time) time.Time {
 	due := since.Add(h.For(rank, now))
-	if !h.Auto || !due.After(now) {
+	if !h.Auto || h.Boot <= 0 || !due.After(now) || h.For(rank, now) == h.Min {
 		return due
 	}
-	lo, hi := now, due // not yet due at lo; due at hi (the hold never grows)
-	for hi.Sub(lo) > time.Millisecond {
-		mid := lo.Add(hi.Sub(lo) / 2)
-		if since.Add(h.For(rank, mid)).After(mid) {
-			lo = mid
-		} else {
-			hi = mid
+	// Held one boot now: it ends early when the rate falls below the
+	// break-even, and the worker then stops at once (after the minimum).
+	rate, _ := h.History.arrivalRate(h.Settings, now)
+	b := h.Boot.Seconds()
+	lower := thresholdRate(func(r float64) float64 { return holdingRatio(rank, r, h.Dispersion, b) }, rate, rank)
+	if t := h.History.rateFallsTo(h.Settings, lower, now, due.Sub(now)); !t.IsZero() {
+		return maxTime(t, since.Add(h.Min), now)
+	}
+	return due
+}
+
+func maxTime(ts ...time.Time) time.Time {
+	out := ts[0]
+	for _, t := range ts[1:] {
+		if t.After(out) {
+			out = t
 		}
 	}
-	return hi
+	return out
 }
 
 // idleHold is the hold the settings and the history give at now.

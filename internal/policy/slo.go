@@ -108,8 +108,8 @@ type missCurve struct {
 	n      int
 }
 
-func newMissCurve(a arrivals, boots [bootPointCount]float64, target time.Duration) *missCurve {
-	m := &missCurve{target: target.Seconds(), boots: boots}
+func newMissCurve(a arrivals, boots [bootPointCount]float64, target time.Duration) missCurve {
+	m := missCurve{target: target.Seconds(), boots: boots}
 	for i, l := range boots {
 		if l > m.target && a.rate > 0 {
 			m.cs[i], m.live[i] = newCounts(a.rate*(l-m.target), a.disp), true
@@ -186,9 +186,11 @@ func sloWarm(h History, s Settings, limit int, now time.Time) sloResult {
 	var r sloResult
 	var parts []string
 	goals := h.goals(s)
-	for _, g := range goals {
+	needs := make([]int, len(goals))
+	for i, g := range goals {
 		price := g.Price(boot)
 		n, miss, next := pricedBuffer(a, boots, g.Target, price, limit)
+		needs[i] = n
 		r.capped = r.capped || (n >= limit && next >= 1)
 		part := fmt.Sprintf("%d free keep P(wait > %s) at %s, one more would save %.2f of its cost at %.0f worker-s per late job", n, g.Target, pct(miss), next, price)
 		if g.Waits > 0 {
@@ -200,45 +202,61 @@ func sloWarm(h History, s Settings, limit int, now time.Time) sloResult {
 	fmt.Fprintf(&b, ": %s", strings.Join(parts, "; "))
 	r.explain = targetNames(h, s) + ": " + b.String()
 	// With no arrivals the rate decays: recheck when one free slot fewer
-	// is enough for every target.
+	// is enough for every target, which is when the last slot of each
+	// target that asks for all of them is no longer worth its cost.
 	if r.slots > 0 && a.rate > 0 {
-		r.recheck = firstInstant(func(t time.Time) bool {
-			rate, _ := h.arrivalRate(s, t)
-			for _, g := range goals {
-				if n, _, _ := pricedBuffer(arrivals{rate, a.disp}, boots, g.Target, g.Price(boot), r.slots); n >= r.slots {
-					return false
-				}
+		lower := a.rate
+		for i, g := range goals {
+			if needs[i] < r.slots {
+				continue
 			}
-			return true
-		}, now, 8*window)
+			last := func(rate float64) float64 { return slotValue(arrivals{rate, a.disp}, boots, g.Target, g.Price(boot), r.slots) }
+			lower = min(lower, thresholdRate(last, a.rate, r.slots))
+		}
+		r.recheck = h.rateFallsTo(s, lower, now, 8*window)
 	}
 	return r
 }
 
-// firstInstant is about the first instant after now at which ok holds,
-// within horizon (zero if none): ok is sampled at steps of horizon/64,
-// then bisected to the millisecond within the step where it first holds.
-// ok is a function of the decaying arrival rates, which change smoothly.
-func firstInstant(ok func(time.Time) bool, now time.Time, horizon time.Duration) time.Time {
-	step := horizon / 64
-	lo := now
-	for k := 1; k <= 64; k++ {
-		hi := now.Add(time.Duration(k) * step)
-		if !ok(hi) {
-			lo = hi
-			continue
-		}
-		for hi.Sub(lo) > time.Millisecond {
-			mid := lo.Add(hi.Sub(lo) / 2)
-			if ok(mid) {
-				hi = mid
-			} else {
-				lo = mid
-			}
-		}
-		return hi
+// slotValue is what the n-th free slot saves at the given arrivals, as a
+// share of its cost: price × rate × (miss(n−1) − miss(n)).
+func slotValue(a arrivals, boots [bootPointCount]float64, target time.Duration, price float64, n int) float64 {
+	m := newMissCurve(a, boots, target)
+	prev := m.next()
+	for range n - 1 {
+		prev = m.next()
 	}
-	return time.Time{}
+	return price * a.rate * (prev - m.next())
+}
+
+// thresholdRate is, to about 1 % of rate, the highest rate up to rate
+// at which value falls below 1 (value being at least 1 at rate and
+// growing with the rate, about as rate^power near 0), on the low side: a
+// recheck at the instant the decaying rate reaches it comes after the
+// change, by about 1 % of the rate's time constant (0.6 s for the last
+// minute's average, 6 s for a 10-minute one), and finds it made. Secant
+// steps on log value against log rate, started by the power law, then
+// down to where the value is below 1.
+func thresholdRate(value func(rate float64) float64, rate float64, power int) float64 {
+	x0, y0 := math.Log(rate), math.Log(value(rate))
+	x1 := x0 - y0/float64(power)
+	for range 12 {
+		y1 := math.Log(value(math.Exp(x1)))
+		if math.Abs(y1) < 0.005 || math.IsInf(y1, 0) || math.IsNaN(y1) || y1 == y0 {
+			break
+		}
+		x0, y0, x1 = x1, y1, x1-y1*(x1-x0)/(y1-y0)
+		x1 = min(x1, math.Log(rate))
+	}
+	// Step below the root until the value is under 1.
+	r := math.Exp(x1)
+	for range 40 {
+		if value(r) < 1 {
+			return r
+		}
+		r *= 0.995
+	}
+	return 0
 }
 
 // goals are the pool's wait targets with their corrections.
