@@ -63,7 +63,9 @@ func (h IdleHold) For(rank int, t time.Time) time.Duration {
 // boot of b seconds saves more boot time than it idles:
 // b × P(N(b) ≥ rank) ≥ E[min(T_rank, b)] = ∫₀ᵇ P(N(t) < rank) dt, the
 // integral by the midpoint rule on eight points.
-func worthHolding(rank int, rate, disp, b float64) bool { return holdingRatio(rank, rate, disp, b) >= 1 }
+func worthHolding(rank int, rate, disp, b float64) bool {
+	return holdingRatio(rank, rate, disp, b) >= 1
+}
 
 // holdingRatio is the boot time holding saves over the time it idles.
 func holdingRatio(rank int, rate, disp, b float64) float64 {

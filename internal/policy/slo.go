@@ -210,7 +210,9 @@ func sloWarm(h History, s Settings, limit int, now time.Time) sloResult {
 			if needs[i] < r.slots {
 				continue
 			}
-			last := func(rate float64) float64 { return slotValue(arrivals{rate, a.disp}, boots, g.Target, g.Price(boot), r.slots) }
+			last := func(rate float64) float64 {
+				return slotValue(arrivals{rate, a.disp}, boots, g.Target, g.Price(boot), r.slots)
+			}
 			lower = min(lower, thresholdRate(last, a.rate, r.slots))
 		}
 		r.recheck = h.rateFallsTo(s, lower, now, 8*window)
