@@ -24,8 +24,8 @@ type Settings struct {
 	JobsPerWorker int // job slots per worker; at least 1
 	IdleWorkers   int // warm buffer of free workers on top of demand
 
-	// IdleAuto sizes the warm buffer from the measured arrival rate and
-	// provisioning time instead of IdleWorkers (idle_workers: auto).
+	// IdleAuto sizes the warm buffer for the wait targets instead of
+	// IdleWorkers (idle_workers: auto; slo.go).
 	IdleAuto bool
 	// MaxIdleWorkers bounds the computed warm buffer (0: no bound beyond
 	// max_workers).
@@ -58,7 +58,8 @@ type Settings struct {
 	TargetWaitP99 time.Duration
 	// TargetWaitAuto, with no TargetWaitP95, aims the p95 at one measured
 	// median boot time (target_wait_p95: auto): the buffer then pays only
-	// to cut the tail of the boot times and the queues behind bursts.
+	// to cut the tail of the boot times and the queues behind bursts. With
+	// idle_workers: auto and no target at all, the p95 target is auto too.
 	TargetWaitAuto bool
 
 	// IdleTimeoutAuto keeps an idle worker above the desired count about
@@ -236,16 +237,8 @@ func (c *decider) recommend() {
 	c.d.Hold = idleHold(st.History, c.s)
 	warm := c.eff.idle
 	switch {
-	case c.eff.auto && c.s.hasTarget():
-		warm = c.targetWarm()
 	case c.eff.auto:
-		a := autoWarm(st.History, c.s, c.slots, c.now)
-		warm = a.warm
-		fmt.Fprintf(&c.formula, " + warm %d (%s)", warm, a.explain)
-		c.wake(a.recheck)
-		if a.hold > 0 && a.hold < c.s.IdleTimeout && !c.s.IdleTimeoutAuto {
-			c.d.Hold.Fixed = a.hold
-		}
+		warm = c.targetWarm()
 	case warm > 0:
 		fmt.Fprintf(&c.formula, " + warm %d", warm)
 	}

@@ -36,10 +36,8 @@ type History struct {
 	RecentArrivals Rate
 	// Bursts is how queued jobs bunch together (for the wait targets).
 	Bursts Bursts
-	// Provisioning is the average time from create to ready.
-	Provisioning Average
-	// Boots is the distribution of the same times (for the wait targets
-	// and idle_timeout: auto).
+	// Boots is the distribution of the provisioning times, create to
+	// ready (for the wait targets and idle_timeout: auto).
 	Boots BootTimes
 	// Waits95 and Waits99 correct the wait model from measured waits.
 	Waits95, Waits99 WaitGoal
@@ -146,7 +144,6 @@ func (h *History) Queued(at time.Time, s Settings) {
 
 // Provisioned records a worker that took d from create to ready.
 func (h *History) Provisioned(d time.Duration) {
-	h.Provisioning = h.Provisioning.Add(d)
 	h.Boots = h.Boots.Add(d)
 }
 
@@ -254,19 +251,4 @@ func (r Rate) Value(now time.Time, window time.Duration) float64 {
 		return r.PerSecond
 	}
 	return r.PerSecond * math.Exp(-dt/window.Seconds())
-}
-
-// Average is a running average of durations that weighs the first
-// samples equally and then each new one by 1/averageOver.
-type Average struct {
-	Value time.Duration
-	N     int
-}
-
-const averageOver = 8
-
-// Add records one sample.
-func (a Average) Add(d time.Duration) Average {
-	n := min(a.N+1, averageOver)
-	return Average{Value: a.Value + (d-a.Value)/time.Duration(n), N: a.N + 1}
 }

@@ -111,19 +111,24 @@ type missCurve struct {
 func newMissCurve(a arrivals, boots [bootPointCount]float64, target time.Duration) missCurve {
 	m := missCurve{target: target.Seconds(), boots: boots}
 	for i, l := range boots {
-		if l > m.target && a.rate > 0 {
+		if late(l, m.target) && a.rate > 0 {
 			m.cs[i], m.live[i] = newCounts(a.rate*(l-m.target), a.disp), true
 		}
 	}
 	return m
 }
 
+// late reports whether a boot of l seconds outlasts a target of t: by
+// more than a millisecond (the log-normal fit of equal boots is not
+// exactly them).
+func late(l, t float64) bool { return l > t+1e-3 }
+
 // next returns miss(n) and moves to n+1.
 func (m *missCurve) next() float64 {
 	miss := 0.0
 	for i, l := range m.boots {
 		switch {
-		case l <= m.target:
+		case !late(l, m.target):
 		case !m.live[i]: // no arrivals: only the job itself
 			if m.n == 0 {
 				miss++
@@ -280,10 +285,16 @@ func (h History) goals(s Settings) []WaitGoal {
 // targetP95 is the p95 target: target_wait_p95, or with auto the
 // measured median boot (0 until one is measured).
 func (h History) targetP95(s Settings) time.Duration {
-	if s.TargetWaitP95 > 0 || !s.TargetWaitAuto {
+	if s.TargetWaitP95 > 0 || !s.autoP95() {
 		return s.TargetWaitP95
 	}
 	return h.Boots.Median().Round(100 * time.Millisecond)
+}
+
+// autoP95 reports whether the p95 target is one median boot: asked for,
+// or no target given at all.
+func (s Settings) autoP95() bool {
+	return s.TargetWaitAuto || (s.TargetWaitP95 <= 0 && s.TargetWaitP99 <= 0)
 }
 
 func targetNames(h History, s Settings) string {
@@ -293,7 +304,7 @@ func targetNames(h History, s Settings) string {
 		n = append(n, "target_wait_p95 "+s.TargetWaitP95.String())
 	case t > 0:
 		n = append(n, "target_wait_p95 auto ("+t.String()+", one median boot)")
-	case s.TargetWaitAuto:
+	case s.autoP95():
 		n = append(n, "target_wait_p95 auto")
 	}
 	if s.TargetWaitP99 > 0 {
@@ -302,9 +313,12 @@ func targetNames(h History, s Settings) string {
 	return strings.Join(n, ", ")
 }
 
-// hasTarget reports whether a wait target sizes the buffer.
-func (s Settings) hasTarget() bool {
-	return s.TargetWaitP95 > 0 || s.TargetWaitP99 > 0 || s.TargetWaitAuto
+// round shortens a duration for a reason: whole seconds from 10 s.
+func round(d time.Duration) time.Duration {
+	if d >= 10*time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(100 * time.Millisecond)
 }
 
 func pct(p float64) string {
