@@ -25,7 +25,6 @@ import (
 
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/engine"
-	"github.com/hodei/hodei-autoscaler/internal/policy"
 	"github.com/hodei/hodei-autoscaler/internal/sim"
 )
 
@@ -75,13 +74,7 @@ func poolFor(mod func(*config.Pool)) (engine.PoolConfig, error) {
 	if mod != nil {
 		mod(&pc)
 	}
-	c, err := config.Defaults().EnginePool(pc)
-	// The new defaults (idle_workers: auto, target_wait_p95: auto,
-	// idle_timeout: auto), set on the engine's settings until the config
-	// keys land.
-	c.Settings.IdleAuto, c.Settings.TargetWaitAuto = true, true
-	c.Settings.IdleTimeoutAuto, c.Settings.IdleTimeoutMax = true, policy.DefaultIdleTimeoutMax
-	return c, err
+	return config.Defaults().EnginePool(pc)
 }
 
 // pools are the configurations the benchmark runs.

@@ -35,7 +35,7 @@ func testConfig(t *testing.T, store string) config.Config {
 	p.Name = "p1"
 	p.Docker.Image = "unused"
 	p.MaxWorkers = 20
-	p.IdleTimeout = config.Duration(time.Hour)
+	p.IdleTimeout = config.Fixed(time.Hour)
 	cfg.Pools = []config.Pool{p}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
