@@ -129,9 +129,9 @@ type Pool struct {
 	Provider string `yaml:"provider"` // docker or kubernetes
 	DryRun   *bool  `yaml:"dry_run"`  // nil: the global dry_run
 
-	MinWorkers                int         `yaml:"min_workers"`
-	MaxWorkers                int         `yaml:"max_workers"`
-	JobsPerWorker             int         `yaml:"jobs_per_worker"`
+	MinWorkers                int          `yaml:"min_workers"`
+	MaxWorkers                int          `yaml:"max_workers"`
+	JobsPerWorker             int          `yaml:"jobs_per_worker"`
 	IdleWorkers               IdleWorkers  `yaml:"idle_workers"`
 	MaxIdleWorkers            int          `yaml:"max_idle_workers"`
 	IdleTimeout               AutoDuration `yaml:"idle_timeout"`
