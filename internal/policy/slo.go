@@ -191,6 +191,9 @@ func sloWarm(h History, s Settings, limit int, now time.Time) sloResult {
 	var r sloResult
 	var parts []string
 	goals := h.goals(s)
+	if len(goals) == 0 { // auto, with boots of under 50 ms
+		return sloResult{explain: targetNames(h, s) + ": " + b.String() + ": boots too fast to keep a worker warm for"}
+	}
 	needs := make([]int, len(goals))
 	for i, g := range goals {
 		price := g.Price(boot)
