@@ -309,6 +309,21 @@ func details(w io.Writer, t traceRuns) {
 			line(r)
 		}
 	}
+	// Every anchor run better than all of ours, and by how much.
+	var beaten []string
+	for i, a := range t.anchors {
+		for _, b := range sim.CompareFronts(sim.Anchors[i], t.ours(), a).Beaten {
+			o, ok := sim.CheapestWithin(t.ours(), b.WaitP95)
+			why := fmt.Sprintf("none of ours reaches p95 %.1f s (ours at best %.1f s)", b.WaitP95, slices.MinFunc(t.ours(), func(x, y sim.Result) int { return cmpF(x.WaitP95, y.WaitP95) }).WaitP95)
+			if ok {
+				why = fmt.Sprintf("our cheapest at that wait, %s (p95 %.1f s), costs %+.1f%%", o.Label(), o.WaitP95, 100*(o.WorkerSeconds/b.WorkerSeconds-1))
+			}
+			beaten = append(beaten, fmt.Sprintf("- %s: p95 %.1f s at %.3f×; %s", b.Label(), b.WaitP95, b.VsOracle, why))
+		}
+	}
+	if len(beaten) > 0 {
+		fmt.Fprintf(w, "\nAnchor runs better than every run of ours (ties counted against us):\n\n%s\n", strings.Join(beaten, "\n"))
+	}
 }
 
 func speedTable(w io.Writer, p pools) error {
