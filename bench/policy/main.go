@@ -15,6 +15,7 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
@@ -243,7 +244,7 @@ func targetRows(w io.Writer, t traceRuns, b float64) []string {
 		}
 		best, reachable := sim.Cheapest(swept, target.Seconds())
 		if !reachable {
-			fastest := slices.MinFunc(swept, func(a, b sim.Result) int { return cmpF(a.WaitP95, b.WaitP95) })
+			fastest := slices.MinFunc(swept, func(a, b sim.Result) int { return cmp.Compare(a.WaitP95, b.WaitP95) })
 			row(name, false, true, fmt.Sprintf("ours p95 %.1f s at %.3f×; the best any reaches: p95 %.1f s (%s, %.3f×)",
 				ours.WaitP95, ours.VsOracle, fastest.WaitP95, fastest.Label(), fastest.VsOracle))
 			continue
@@ -278,16 +279,6 @@ func runAt(rs []sim.Result, name string) (sim.Result, bool) {
 	return sim.Result{}, false
 }
 
-func cmpF(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // details writes one trace's runs: ours, the oracle, each anchor's front.
 func details(w io.Writer, t traceRuns) {
 	fmt.Fprintf(w, "\n### %s (%d jobs over %s)\n\n", t.kind, len(t.tr.Jobs), t.tr.Span().Round(time.Hour))
@@ -314,7 +305,7 @@ func details(w io.Writer, t traceRuns) {
 	for i, a := range t.anchors {
 		for _, b := range sim.CompareFronts(sim.Anchors[i], t.ours(), a).Beaten {
 			o, ok := sim.CheapestWithin(t.ours(), b.WaitP95)
-			why := fmt.Sprintf("none of ours reaches p95 %.1f s (ours at best %.1f s)", b.WaitP95, slices.MinFunc(t.ours(), func(x, y sim.Result) int { return cmpF(x.WaitP95, y.WaitP95) }).WaitP95)
+			why := fmt.Sprintf("none of ours reaches p95 %.1f s (ours at best %.1f s)", b.WaitP95, slices.MinFunc(t.ours(), func(x, y sim.Result) int { return cmp.Compare(x.WaitP95, y.WaitP95) }).WaitP95)
 			if ok {
 				why = fmt.Sprintf("our cheapest at that wait, %s (p95 %.1f s), costs %+.1f%%", o.Label(), o.WaitP95, 100*(o.WorkerSeconds/b.WorkerSeconds-1))
 			}

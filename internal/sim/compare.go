@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -40,18 +41,8 @@ func Front(rs []Result) []Result {
 			out = append(out, r)
 		}
 	}
-	slices.SortFunc(out, func(a, b Result) int { return cmpFloat(a.WaitP95, b.WaitP95) })
+	slices.SortFunc(out, func(a, b Result) int { return cmp.Compare(a.WaitP95, b.WaitP95) })
 	return out
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // FrontVerdict says whether our runs are on or beyond an anchor's front:
