@@ -73,6 +73,8 @@ func schemaOf(t reflect.Type, where string) (map[string]any, error) {
 		return map[string]any{"type": []any{"string", "integer"}, "description": "a duration such as 30s, 5m or 1h30m, or 0"}, nil
 	case reflect.TypeFor[config.ByteSize]():
 		return map[string]any{"type": []any{"string", "integer"}, "description": "bytes, or a size such as 512MiB or 1GiB"}, nil
+	case reflect.TypeFor[config.AutoDuration]():
+		return map[string]any{"type": []any{"string", "integer"}, "description": "a duration such as 30s, 5m or 1h30m, or auto"}, nil
 	case reflect.TypeFor[config.IdleWorkers]():
 		return map[string]any{"type": []any{"string", "integer"}, "pattern": "^auto$", "description": "a count or auto"}, nil
 	case reflect.TypeFor[config.ScaleStep]():

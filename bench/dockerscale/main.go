@@ -341,7 +341,7 @@ func (b *bench) daemon(ctx context.Context, res *benchkit.Result) (up, down time
 		p.Provider = "docker"
 		p.MaxWorkers = b.n
 		p.MaxConcurrentProvisioning = b.n
-		p.IdleTimeout = config.Duration(time.Second)
+		p.IdleTimeout = config.Fixed(time.Second)
 		p.StopGracePeriod = config.Duration(grace)
 		p.Docker.Image = b.image
 		p.Docker.PullPolicy = "never"

@@ -509,7 +509,7 @@ func runDaemon(c *Cell, external bool) error {
 	cfg, err := benchkit.Config(url, store, -1, names, func(p *config.Pool) {
 		p.MaxWorkers = perPool
 		p.MaxConcurrentProvisioning = perPool
-		p.IdleTimeout = config.Duration(time.Hour)
+		p.IdleTimeout = config.Fixed(time.Hour)
 	})
 	if err != nil {
 		return err

@@ -273,7 +273,7 @@ func measureDaemon(ctx context.Context, url string, s schedule, cpuprof string) 
 	cfg, err := benchkit.Config(url, "", 0, []string{string(pool)}, func(p *config.Pool) {
 		p.MaxWorkers = len(s.at) + warm + 10
 		p.MaxConcurrentProvisioning = len(s.at) + warm + 10
-		p.IdleTimeout = config.Duration(time.Hour)
+		p.IdleTimeout = config.Fixed(time.Hour)
 	})
 	if err != nil {
 		return nil, err

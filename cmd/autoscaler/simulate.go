@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,6 +28,7 @@ type simFlags struct {
 	compare, asJSON                bool
 	src                            traceSource
 	prov                           sim.Provisioning
+	from, to                       time.Duration // the plot's window
 }
 
 func simulate(args []string, stdout, stderr io.Writer) int {
@@ -60,7 +62,7 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	}
 	rep, err := sim.Simulate(sim.Options{
 		Trace: tr, Name: name, Pools: pools, Label: label, Seed: f.src.seed, Compare: f.compare, Timeline: f.plot != "",
-		Provisioning: f.prov,
+		From: f.from, To: f.to, Provisioning: f.prov,
 	})
 	if err == nil {
 		err = writeReport(rep, tr, f, stdout)
@@ -79,7 +81,7 @@ waits, the worker-seconds they cost, utilization, workers started and
 stopped and the peak. See docs/simulator.md.`)
 	fs.StringVar(&f.cfgPath, "config", "", "config whose pools to simulate (default: the pool defaults, max_workers "+strconv.Itoa(simMaxWorkers)+", for every pool of the trace)")
 	fs.StringVar(&f.src.path, "trace", "", "trace file: CSV (job_id,pool,queued_at,duration) or NDJSON CloudEvents; - for stdin")
-	fs.StringVar(&f.src.kind, "generate", "", "generate a trace: steady, burst or diurnal")
+	fs.StringVar(&f.src.kind, "generate", "", "generate a trace: "+strings.Join(sim.Kinds, ", "))
 	fs.Uint64Var(&f.src.seed, "seed", 1, "seed of the generated trace and of the provisioning times")
 	fs.DurationVar(&f.src.span, "span", 0, "length of a generated trace (default: the kind's standard)")
 	fs.Float64Var(&f.src.rate, "rate", 0, "mean arrivals per hour of a generated trace (default: the kind's standard)")
@@ -92,7 +94,9 @@ stopped and the peak. See docs/simulator.md.`)
 	fs.StringVar(&f.idle, "idle-workers", "", "override idle_workers of every pool (a count or auto)")
 	fs.BoolVar(&f.compare, "compare", false, "also run the oracle and the other autoscalers' formulas")
 	fs.BoolVar(&f.asJSON, "json", false, "write the report as JSON instead of Markdown")
-	fs.StringVar(&f.plot, "plot", "", "write an SVG plot of pending jobs, desired and actual workers over time")
+	fs.StringVar(&f.plot, "plot", "", "write an SVG plot: jobs and workers over time (every compared run overlaid), and each run's distribution of queue waits")
+	fs.DurationVar(&f.from, "from", 0, "start the plot's time panels this long after the trace's start (such as 8h50m)")
+	fs.DurationVar(&f.to, "to", 0, "end the plot's time panels this long after the trace's start (default: the end)")
 	fs.StringVar(&f.saveTrace, "save-trace", "", "write the trace used as CSV (for example to keep a generated one)")
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return f, code, true

@@ -25,7 +25,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // the oracle and the anchors, plotted.
 func TestSimulateGenerateBurstCompareAndPlot(t *testing.T) {
 	svg := filepath.Join(t.TempDir(), "burst.svg")
-	code, out, errs := runCLI(t, "simulate", "--generate", "burst", "--compare", "--plot", svg)
+	code, out, errs := runCLI(t, "simulate", "--generate", "burst", "--compare", "--plot", svg, "--from", "2h50m", "--to", "3h40m")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -61,8 +61,31 @@ func TestSimulateGenerateBurstCompareAndPlot(t *testing.T) {
 			}
 		}
 	}
-	if root != "svg" || lines != 3 {
-		t.Errorf("root %q with %d polylines, want svg with 3", root, lines)
+	// Jobs waiting and running; the six runs' workers and the desired
+	// count; the six runs' wait distributions.
+	if root != "svg" || lines != 2+7+6 {
+		t.Errorf("root %q with %d polylines, want svg with 15", root, lines)
+	}
+	if !bytes.Contains(b, []byte("time (UTC) from Mon 2026-01-05 08:50")) {
+		t.Errorf("the plot does not start at --from (08:50)")
+	}
+}
+
+// A config whose limits, not its policy, shape the result says so: the
+// table's notes, a note under it, and an oracle under the same cap.
+func TestSimulateSaysWhenALimitBoundTheRun(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "small.yaml")
+	if err := os.WriteFile(cfg, []byte("pools:\n  - name: default\n    max_workers: 5\n    docker: {image: worker}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "simulate", "--config", cfg, "--generate", "burst", "--compare")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"Note: pool default, config: bound by max_workers for", "under max_workers 5: jobs queue for a slot"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
 	}
 }
 
@@ -130,6 +153,7 @@ func TestSimulateUsageErrors(t *testing.T) {
 		{"simulate", "--generate", "weekly"},
 		{"simulate", "--trace", "/does/not/exist.csv"},
 		{"simulate", "--generate", "burst", "--config", "/does/not/exist.yaml"},
+		{"simulate", "--generate", "burst", "--plot", "x.svg", "--from", "2h", "--to", "1h"},
 	} {
 		if code, _, _ := runCLI(t, args...); code != 1 {
 			t.Errorf("%v: exit %d, want 1", args, code)

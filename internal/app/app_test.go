@@ -35,7 +35,8 @@ func testConfig(t *testing.T, store string) config.Config {
 	p.Name = "p1"
 	p.Docker.Image = "unused"
 	p.MaxWorkers = 20
-	p.IdleTimeout = config.Duration(time.Hour)
+	p.IdleWorkers = config.IdleWorkers{} // no warm buffer: the counts below are demand's
+	p.IdleTimeout = config.Fixed(time.Hour)
 	cfg.Pools = []config.Pool{p}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)

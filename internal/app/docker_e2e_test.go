@@ -116,7 +116,7 @@ func TestDockerEndToEnd(t *testing.T) {
 		p.JobsPerWorker = 2
 		p.IdleWorkers = config.IdleWorkers{}
 		p.MinWorkers = 0
-		p.IdleTimeout = config.Duration(2 * time.Second)
+		p.IdleTimeout = config.Fixed(2 * time.Second)
 	})
 	for i := range 6 {
 		// Jobs of unequal length, so some workers idle while others are busy.
@@ -215,7 +215,7 @@ func TestDockerEndToEnd(t *testing.T) {
 func TestDockerKilledWorkerIsReportedAndReplaced(t *testing.T) {
 	d := startDockerDaemon(t, func(p *config.Pool) {
 		p.JobsPerWorker = 2
-		p.IdleTimeout = config.Duration(time.Second)
+		p.IdleTimeout = config.Fixed(time.Second)
 	})
 	d.jobs.Queued(d.pool, "long-1", map[string]string{"duration": "5m"})
 	d.jobs.Queued(d.pool, "long-2", map[string]string{"duration": "5m"})

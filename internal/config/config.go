@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/policy"
 )
 
 // Config is the whole configuration file.
@@ -128,15 +129,23 @@ type Pool struct {
 	Provider string `yaml:"provider"` // docker or kubernetes
 	DryRun   *bool  `yaml:"dry_run"`  // nil: the global dry_run
 
-	MinWorkers                int         `yaml:"min_workers"`
-	MaxWorkers                int         `yaml:"max_workers"`
-	JobsPerWorker             int         `yaml:"jobs_per_worker"`
-	IdleWorkers               IdleWorkers `yaml:"idle_workers"`
-	MaxIdleWorkers            int         `yaml:"max_idle_workers"`
-	IdleTimeout               Duration    `yaml:"idle_timeout"`
-	ProvisionTimeout          Duration    `yaml:"provision_timeout"`
-	MaxConcurrentProvisioning int         `yaml:"max_concurrent_provisioning"`
-	StopGracePeriod           Duration    `yaml:"stop_grace_period"`
+	MinWorkers                int          `yaml:"min_workers"`
+	MaxWorkers                int          `yaml:"max_workers"`
+	JobsPerWorker             int          `yaml:"jobs_per_worker"`
+	IdleWorkers               IdleWorkers  `yaml:"idle_workers"`
+	MaxIdleWorkers            int          `yaml:"max_idle_workers"`
+	IdleTimeout               AutoDuration `yaml:"idle_timeout"`
+	ProvisionTimeout          Duration     `yaml:"provision_timeout"`
+	MaxConcurrentProvisioning int          `yaml:"max_concurrent_provisioning"`
+	StopGracePeriod           Duration     `yaml:"stop_grace_period"`
+
+	// Wait targets (docs/policy.md): the warm buffer of idle_workers: auto
+	// keeps the p95 (p99) of queue waits within them at the least cost.
+	TargetWaitP95 AutoDuration `yaml:"target_wait_p95"` // auto: one measured median boot
+	TargetWaitP99 Duration     `yaml:"target_wait_p99"` // 0: none
+	// With idle_timeout: auto, the hold stays within these.
+	IdleTimeoutMin Duration `yaml:"idle_timeout_min"`
+	IdleTimeoutMax Duration `yaml:"idle_timeout_max"`
 
 	// Policy v2 (types in policy.go; every knob in docs/policy.md).
 	ArrivalRateWindow Duration   `yaml:"arrival_rate_window"` // idle_workers: auto's averaging window
@@ -254,7 +263,10 @@ func PoolDefaults() Pool {
 		MinWorkers:                0,
 		MaxWorkers:                10,
 		JobsPerWorker:             1,
-		IdleTimeout:               Duration(2 * time.Minute),
+		IdleWorkers:               IdleWorkers{Auto: true},
+		IdleTimeout:               Auto,
+		IdleTimeoutMax:            Duration(policy.DefaultIdleTimeoutMax),
+		TargetWaitP95:             Auto,
 		ProvisionTimeout:          Duration(5 * time.Minute),
 		MaxConcurrentProvisioning: 10,
 		StopGracePeriod:           Duration(30 * time.Second),

@@ -249,7 +249,7 @@ func TestValidConfigs(t *testing.T) {
 			}
 		}},
 		{"duration 0 and 0s", minimal + "    idle_timeout: 0\n    stop_grace_period: 0s\n", func(t *testing.T, c config.Config) {
-			if c.Pools[0].IdleTimeout != 0 || c.Pools[0].StopGracePeriod != 0 {
+			if c.Pools[0].IdleTimeout != config.Fixed(0) || c.Pools[0].StopGracePeriod != 0 {
 				t.Errorf("idle_timeout %v, stop_grace_period %v: want 0", c.Pools[0].IdleTimeout, c.Pools[0].StopGracePeriod)
 			}
 		}},

@@ -47,6 +47,43 @@ pools:
 	}
 }
 
+// The defaults are the wait-target policy: idle_workers, target_wait_p95
+// and idle_timeout auto, the hold within 0 and 10m; explicit values map
+// one to one.
+func TestEnginePoolMapsTheWaitTargets(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+pools:
+  - name: a
+    docker: {image: img}
+  - name: b
+    docker: {image: img}
+    target_wait_p95: 10s
+    target_wait_p99: 30s
+    idle_timeout: 90s
+    idle_timeout_min: 5s
+    idle_timeout_max: 3m
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := cfg.EnginePool(cfg.Pools[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := a.Settings; !s.IdleAuto || !s.TargetWaitAuto || s.TargetWaitP95 != 0 || s.TargetWaitP99 != 0 ||
+		!s.IdleTimeoutAuto || s.IdleTimeoutMin != 0 || s.IdleTimeoutMax != policy.DefaultIdleTimeoutMax {
+		t.Errorf("defaults: %+v", s)
+	}
+	b, err := cfg.EnginePool(cfg.Pools[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Settings; s.TargetWaitAuto || s.TargetWaitP95 != 10*time.Second || s.TargetWaitP99 != 30*time.Second ||
+		s.IdleTimeoutAuto || s.IdleTimeout != 90*time.Second || s.IdleTimeoutMin != 5*time.Second || s.IdleTimeoutMax != 3*time.Minute {
+		t.Errorf("explicit: %+v", s)
+	}
+}
+
 // A pool built in code that Load would refuse does not convert quietly:
 // every value that does not convert is named, keyed from the pool.
 func TestEnginePoolReportsWhatDoesNotConvert(t *testing.T) {

@@ -57,6 +57,12 @@ func TestEnvOverrides(t *testing.T) {
 			eq(t, "pools[linux-small].docker.image", c.Pools[1].Docker.Image, "reg/w:2")
 			eq(t, "pools[default].max_workers", c.Pools[0].MaxWorkers, config.PoolDefaults().MaxWorkers)
 		}},
+		{"wait targets and the idle hold", []string{"AUTOSCALER_POOLS_DEFAULT_TARGET_WAIT_P95=15s", "AUTOSCALER_POOLS_DEFAULT_IDLE_TIMEOUT=45s", "AUTOSCALER_POOLS_LINUX_SMALL_IDLE_TIMEOUT_MAX=2m"}, func(t *testing.T, c config.Config) {
+			eq(t, "target_wait_p95", c.Pools[0].TargetWaitP95, config.Fixed(15*time.Second))
+			eq(t, "idle_timeout", c.Pools[0].IdleTimeout, config.Fixed(45*time.Second))
+			eq(t, "linux-small idle_timeout", c.Pools[1].IdleTimeout, config.Auto)
+			eq(t, "linux-small idle_timeout_max", c.Pools[1].IdleTimeoutMax.D(), 2*time.Minute)
+		}},
 		{"pool custom types", []string{"AUTOSCALER_POOLS_DEFAULT_IDLE_WORKERS=auto", "AUTOSCALER_POOLS_DEFAULT_DRY_RUN=true", "AUTOSCALER_POOLS_DEFAULT_RESOURCES_CPU_MILLIS=250"}, func(t *testing.T, c config.Config) {
 			eq(t, "idle_workers", c.Pools[0].IdleWorkers, config.IdleWorkers{Auto: true})
 			eq(t, "dry_run", c.Pools[0].IsDryRun(false), true)

@@ -537,7 +537,7 @@ func envLeaves(cfg *Config) map[string][]envLeaf {
 	var walk func(v reflect.Value, names []string, path string)
 	walk = func(v reflect.Value, names []string, path string) {
 		t := v.Type()
-		if t.Kind() != reflect.Struct || t == reflect.TypeFor[IdleWorkers]() {
+		if t.Kind() != reflect.Struct || (t != poolType && reflect.PointerTo(t).Implements(unmarshalerType)) {
 			name := EnvName(names...)
 			leaves[name] = append(leaves[name], envLeaf{path, v})
 			return

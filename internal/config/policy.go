@@ -207,6 +207,34 @@ func scheduleKey(key string, i int, s Schedule) string {
 	return fmt.Sprintf("%s[%d]", key, i)
 }
 
+// validateWaits checks the wait targets and the idle hold.
+func (p *Pool) validateWaits(v *validator, key string) {
+	if !p.IdleTimeout.Auto && p.IdleTimeout.Value < 0 {
+		v.add(key+".idle_timeout", "must be 0 (stop at once), a positive duration or auto (got %s)", p.IdleTimeout)
+	}
+	if p.IdleTimeoutMin < 0 {
+		v.add(key+".idle_timeout_min", "must be 0 or a positive duration (got %s)", p.IdleTimeoutMin)
+	}
+	if p.IdleTimeoutMax <= 0 {
+		v.add(key+".idle_timeout_max", "must be a positive duration such as 10m (got %s)", p.IdleTimeoutMax)
+	} else if p.IdleTimeoutMin > p.IdleTimeoutMax {
+		v.add(key+".idle_timeout_min", "%s is above idle_timeout_max %s: lower idle_timeout_min or raise idle_timeout_max", p.IdleTimeoutMin, p.IdleTimeoutMax)
+	}
+	if !p.TargetWaitP95.Auto && p.TargetWaitP95.Value <= 0 {
+		v.add(key+".target_wait_p95", "must be a positive duration such as 10s, or auto (one measured boot time); got %s", p.TargetWaitP95)
+	}
+	if p.TargetWaitP99 < 0 {
+		v.add(key+".target_wait_p99", "must be 0 (none) or a positive duration such as 30s (got %s)", p.TargetWaitP99)
+	}
+	if p95 := p.TargetWaitP95; !p95.Auto && p95.Value > 0 && p.TargetWaitP99 > 0 && p.TargetWaitP99 < p95.Value {
+		v.add(key+".target_wait_p99", "%s is below target_wait_p95 %s: the 99th percentile of waits cannot be shorter than the 95th; raise target_wait_p99", p.TargetWaitP99, p95.Value)
+	}
+	explicit := (!p.TargetWaitP95.Auto && p.TargetWaitP95.Value > 0) || p.TargetWaitP99 > 0
+	if explicit && !p.IdleWorkers.Auto {
+		v.add(key+".idle_workers", "is %d, a fixed buffer, so the wait targets (target_wait_p95, target_wait_p99) are not used: set idle_workers: auto for the targets, or remove them", p.IdleWorkers.Count)
+	}
+}
+
 // validatePolicy checks the policy v2 keys of a pool.
 func (p *Pool) validatePolicy(v *validator, key string) {
 	if p.MaxJobsPerWorker < 0 {

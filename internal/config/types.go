@@ -114,8 +114,45 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.St
 // MarshalYAML hides the secret.
 func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
-// IdleWorkers is the warm buffer size: a count, or "auto" to size it from
-// the measured arrival rate and provisioning time.
+// AutoDuration is a duration, or "auto" to let the policy choose it from
+// what it measures (idle_timeout, target_wait_p95).
+type AutoDuration struct {
+	Auto  bool
+	Value Duration
+}
+
+// Auto is the value "auto".
+var Auto = AutoDuration{Auto: true}
+
+// Fixed is a duration that is not auto.
+func Fixed(d time.Duration) AutoDuration { return AutoDuration{Value: Duration(d)} }
+
+func (a AutoDuration) String() string {
+	if a.Auto {
+		return "auto"
+	}
+	return a.Value.String()
+}
+
+// UnmarshalYAML accepts "auto" or a duration.
+func (a *AutoDuration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == "auto" {
+		*a = Auto
+		return nil
+	}
+	var d Duration
+	if err := d.UnmarshalYAML(n); err != nil {
+		return fmt.Errorf("%w, or auto", err)
+	}
+	*a = AutoDuration{Value: d}
+	return nil
+}
+
+// MarshalYAML writes "auto" or the duration.
+func (a AutoDuration) MarshalYAML() (any, error) { return a.String(), nil }
+
+// IdleWorkers is the warm buffer size: a count, or "auto" to size it for
+// the pool's wait targets.
 type IdleWorkers struct {
 	Auto  bool
 	Count int

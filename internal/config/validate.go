@@ -211,9 +211,7 @@ func (p *Pool) validate(v *validator, key string, r Reconcile) {
 	if p.MaxIdleWorkers < 0 {
 		v.add(key+".max_idle_workers", "must be 0 (no bound) or more (got %d)", p.MaxIdleWorkers)
 	}
-	if p.IdleTimeout < 0 {
-		v.add(key+".idle_timeout", "must be 0 (stop at once) or a positive duration (got %s)", p.IdleTimeout)
-	}
+	p.validateWaits(v, key)
 	v.positive(key+".provision_timeout", p.ProvisionTimeout)
 	p.validatePolicy(v, key)
 	if p.MaxConcurrentProvisioning < 1 {

@@ -40,13 +40,25 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{"negative idle_workers", dockerPool("idle_workers: -1"), []string{P + "idle_workers|between 0 and max_workers"}},
 		{"idle_workers above max", dockerPool("max_workers: 2\nidle_workers: 3"), []string{P + "idle_workers|between 0 and max_workers (2)"}},
 		{"negative max_idle_workers", dockerPool("max_idle_workers: -1"), []string{P + "max_idle_workers|0 (no bound) or more"}},
+
+		// wait targets and the idle hold
+		{"target with a fixed buffer", dockerPool("idle_workers: 2\ntarget_wait_p95: 10s"), []string{P + "idle_workers|is 2, a fixed buffer|not used|idle_workers: auto"}},
+		{"p99 target with a fixed buffer", dockerPool("idle_workers: 0\ntarget_wait_p99: 30s"), []string{P + "idle_workers|not used"}},
+		{"zero target", dockerPool("target_wait_p95: 0s"), []string{P + "target_wait_p95|positive duration such as 10s, or auto"}},
+		{"bad target", dockerPool("target_wait_p95: soon"), []string{P + "target_wait_p95|invalid duration \"soon\"|or auto"}},
+		{"p99 below p95", dockerPool("target_wait_p95: 20s\ntarget_wait_p99: 10s"), []string{P + "target_wait_p99|10s is below target_wait_p95 20s"}},
+		{"negative p99", dockerPool("target_wait_p99: -1s"), []string{P + "target_wait_p99|0 (none) or a positive duration"}},
+		{"auto p99", dockerPool("target_wait_p99: auto"), []string{P + "target_wait_p99|invalid duration \"auto\""}},
+		{"hold bounds crossed", dockerPool("idle_timeout_min: 5m\nidle_timeout_max: 1m"), []string{P + "idle_timeout_min|5m0s is above idle_timeout_max 1m0s"}},
+		{"zero hold bound", dockerPool("idle_timeout_max: 0s"), []string{P + "idle_timeout_max|positive duration"}},
+		{"negative hold bound", dockerPool("idle_timeout_min: -1s"), []string{P + "idle_timeout_min|0 or a positive duration"}},
 		{"zero max_concurrent_provisioning", dockerPool("max_concurrent_provisioning: 0"), []string{P + "max_concurrent_provisioning|at least 1"}},
 		{"negative resources", dockerPool("resources: {cpu_millis: -1, memory_mb: -5}"), []string{P + "resources.cpu_millis|0 (no limit) or more", P + "resources.memory_mb|0 (no limit) or more"}},
 		{"memory below docker minimum", dockerPool("resources: {memory_mb: 3}"), []string{P + "resources.memory_mb|at least 6"}},
 
 		// provider, durations
 		{"unknown provider", pool("provider: lambda"), []string{P + "provider|unknown provider \"lambda\"|docker or kubernetes"}},
-		{"duration abc", dockerPool("idle_timeout: abc"), []string{"line 4: " + P + "idle_timeout|invalid duration \"abc\"|such as 30s"}},
+		{"duration abc", dockerPool("idle_timeout: abc"), []string{"line 4: " + P + "idle_timeout|invalid duration \"abc\"|such as 30s|or auto"}},
 		{"duration without unit", dockerPool("provision_timeout: 10"), []string{P + "provision_timeout|invalid duration \"10\"|with a unit"}},
 		{"top-level duration without unit", top("reconcile: {interval: 10}"), []string{"line 1: reconcile.interval|invalid duration \"10\""}},
 		{"duration as a list", top("shutdown: {timeout: [1s]}"), []string{"shutdown.timeout|expected a duration such as 30s, got a list"}},

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -32,22 +33,23 @@ func (h *harness) boot(ids ...domain.WorkerID) {
 
 // The engine measures what idle_workers: auto needs from the events it
 // already sees: the arrival rate from queued events at their stream time,
-// the provisioning time from create to ready, and the decision's reason
-// shows both.
+// the boot times from create to ready, and the decision's reason shows
+// both (idle_workers: auto with a wait target).
 func TestEngineV2AutoWarmFromMeasuredRateAndProvisioning(t *testing.T) {
 	h := newHarness(t, func(c *PoolConfig) {
 		c.Settings.IdleAuto = true
+		c.Settings.TargetWaitP95 = 5 * time.Second
 		c.Settings.ArrivalWindow = time.Minute
 		c.Settings.IdleTimeout = 10 * time.Minute
 	})
 	h.start()
-	// The first job: no provisioning measured yet, no warm worker.
+	// The first job: no boot measured yet, no warm worker.
 	h.job(domain.JobQueued, "j0", "")
 	fx := h.reconcile()
 	if n := count(fx.Ops, OpCreate); n != 1 {
 		t.Fatalf("creates %d, want 1", n)
 	}
-	if d, _ := h.e.Pool(testPool).LastDecision(); !strings.Contains(d.Reason, "no provisioning time measured yet") {
+	if d, _ := h.e.Pool(testPool).LastDecision(); !strings.Contains(d.Reason, "no boot time measured yet") {
 		t.Fatalf("reason %q", d.Reason)
 	}
 	ws := h.pending(fx.Ops)
@@ -56,8 +58,8 @@ func TestEngineV2AutoWarmFromMeasuredRateAndProvisioning(t *testing.T) {
 	h.job(domain.JobStarted, "j0", ws[0])
 	h.reconcile()
 	st := h.state()
-	if st.History.Provisioning.N != 1 || st.History.Provisioning.Value != 20*time.Second {
-		t.Fatalf("provisioning measured %+v, want one sample of 20s", st.History.Provisioning)
+	if st.History.Boots.N != 1 || st.History.Boots.Median() != 20*time.Second {
+		t.Fatalf("boot times measured %+v, want one sample of 20s", st.History.Boots)
 	}
 
 	// One job every 5 s for two minutes, events stamped by the stream:
@@ -73,10 +75,14 @@ func TestEngineV2AutoWarmFromMeasuredRateAndProvisioning(t *testing.T) {
 	if rate < 0.17 || rate > 0.2 {
 		t.Fatalf("measured rate %.3f/s, want about 0.2", rate)
 	}
-	if d.Warm < 6 || d.Warm > 8 {
-		t.Fatalf("warm %d for about 4 jobs per boot, want 6 to 8 (reason %q)", d.Warm, d.Reason)
+	// 0.2/s over the 15 s a job would wait beyond the target: 3 jobs on
+	// average; the slots that pay at 400 worker-s a late job, raised by a
+	// third by the first job's 20 s wait: 8 (policy's TestPricedBuffer
+	// works such numbers).
+	if d.Warm < 6 || d.Warm > 9 {
+		t.Fatalf("warm %d for about 3 jobs per 15 s, want 6 to 9 (reason %q)", d.Warm, d.Reason)
 	}
-	for _, want := range []string{"auto: arrivals 0.1", "× provisioning 20s", "cover 90%", "idle workers above it stop after 20s"} {
+	for _, want := range []string{"target_wait_p95 5s: arrivals 0.1", "boots median 20s p95 20s", "free keep P(wait > 5s)", "from 1 waits, 100% above"} {
 		if !strings.Contains(d.Reason, want) {
 			t.Errorf("reason %q lacks %q", d.Reason, want)
 		}
@@ -88,6 +94,34 @@ func TestEngineV2AutoWarmFromMeasuredRateAndProvisioning(t *testing.T) {
 	// shrink the buffer.
 	if wake := h.e.Pool(testPool).NextWake(); wake.IsZero() || !wake.After(h.now) {
 		t.Fatalf("next wake %v: the decaying buffer must be rechecked", wake)
+	}
+}
+
+// A pending job that starts reports its wait, queued to started in stream
+// time, to the wait targets' correction; a redelivered started or a
+// started with no queued (its wait unknown) does not.
+func TestEngineV2MeasuredWaitsCorrectTheWaitTarget(t *testing.T) {
+	h := newHarness(t, func(c *PoolConfig) {
+		c.Settings.IdleAuto, c.Settings.TargetWaitP95 = true, 10*time.Second
+	})
+	h.start()
+	h.job(domain.JobQueued, "late", "")
+	h.job(domain.JobQueued, "quick", "")
+	ws := h.pending(h.reconcile().Ops)
+	h.advance(3 * time.Second)
+	h.boot(ws...)
+	h.job(domain.JobStarted, "quick", ws[0]) // waited 3 s
+	h.advance(27 * time.Second)
+	h.job(domain.JobStarted, "late", ws[1]) // waited 30 s
+	h.job(domain.JobStarted, "late", ws[1]) // a duplicate
+	h.job(domain.JobStarted, "unseen", ws[1])
+	g := h.state().History.Waits95
+	if g.Waits != 2 || g.Target != 10*time.Second {
+		t.Fatalf("wait goal %+v: want the two waits of jobs seen queued", g)
+	}
+	want := policy.WaitGoal{Target: 10 * time.Second, Allowed: 0.05}.Observe(3 * time.Second).Observe(30 * time.Second)
+	if math.Abs(g.LogPrice-want.LogPrice) > 1e-12 || g.Over == 0 {
+		t.Errorf("goal %+v, want %+v: a wait of 3 s and one of 30 s", g, want)
 	}
 }
 

@@ -25,6 +25,9 @@ func (p *Pool) applyJob(ev domain.JobEvent, at, now time.Time, fx *Effects) (Res
 		}
 	case domain.JobStarted:
 		ch = p.ledger.Started(ev.JobID, ev.WorkerID, at)
+		if ch.Result == Applied && ch.WasPending {
+			p.hist.Waited(ch.Waited, p.cfg.Settings) // the wait targets' correction
+		}
 	case domain.JobFinished:
 		ch = p.ledger.Finished(ev.JobID, at)
 	}

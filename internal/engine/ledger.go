@@ -97,6 +97,9 @@ type Change struct {
 	To     domain.WorkerID // the job now runs on this worker
 	// WasPending is set when a pending job started or finished.
 	WasPending bool
+	// Waited is how long a pending job that started had waited, queued to
+	// started in stream time.
+	Waited time.Duration
 }
 
 // Queued records a job waiting for a worker. at is the stream time.
@@ -143,7 +146,7 @@ func (l *Ledger) Started(id domain.JobID, w domain.WorkerID, at time.Time) Chang
 		j.state, j.worker = jobRunning, w
 		l.jobs[id] = j
 		l.byWorker[w]++
-		return Change{Result: Applied, To: w, WasPending: true}
+		return Change{Result: Applied, To: w, WasPending: true, Waited: at.Sub(j.since)}
 	}
 }
 

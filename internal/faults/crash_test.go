@@ -44,7 +44,7 @@ func TestSIGKILLWhileProvisioning(t *testing.T) {
 	p := workerPool(t, pool, natsURL)
 	p.Docker.Host = px.Host()
 	p.MaxConcurrentProvisioning = 3
-	p.IdleTimeout = config.Duration(2 * time.Second)
+	p.IdleTimeout = config.Fixed(2 * time.Second)
 	p.StopGracePeriod = config.Duration(5 * time.Second)
 	cfg.Pools = []config.Pool{p}
 

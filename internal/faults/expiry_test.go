@@ -30,7 +30,7 @@ func TestLostFinishedExpires(t *testing.T) {
 	cfg.Reconcile.Interval = config.Duration(100 * time.Millisecond)
 	p := dockerPool("expiry", image)
 	p.ProvisionTimeout = config.Duration(3 * time.Second)
-	p.IdleTimeout = config.Duration(500 * time.Millisecond)
+	p.IdleTimeout = config.Fixed(500 * time.Millisecond)
 	cfg.Pools = []config.Pool{p}
 	d := startInProc(t, cfg, app.Options{})
 	bustest.Eventually(t, 30*time.Second, "daemon ready", d.app.Ready)

@@ -231,7 +231,7 @@ func dockerPool(name, image string) config.Pool {
 	p.Docker.PullPolicy = "never"
 	p.Docker.NetworkMode = "none"
 	p.MaxWorkers = 8
-	p.IdleTimeout = config.Duration(time.Hour)
+	p.IdleTimeout = config.Fixed(time.Hour)
 	p.ProvisionTimeout = config.Duration(time.Minute)
 	p.StopGracePeriod = config.Duration(2 * time.Second)
 	p.Resources = domain.Resources{CPUMillis: 100, MemoryMB: 32}

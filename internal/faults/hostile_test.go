@@ -40,7 +40,7 @@ func TestHostileEvents(t *testing.T) {
 	p := config.PoolDefaults()
 	p.Name = "p1"
 	p.Docker.Image = "unused"
-	p.IdleTimeout = config.Duration(time.Hour)
+	p.IdleTimeout = config.Fixed(time.Hour)
 	cfg.Pools = []config.Pool{p}
 	fake := fakeprovider.New("p1")
 	d := startInProc(t, cfg, app.Options{Providers: func(string, config.Pool, zerolog.Logger) (providers.Provider, error) {

@@ -70,7 +70,7 @@ func TestNATSServerOutage(t *testing.T) {
 	p.Name = "p1"
 	p.Docker.Image = "unused"
 	p.MaxWorkers = 50
-	p.IdleTimeout = config.Duration(time.Hour)
+	p.IdleTimeout = config.Fixed(time.Hour)
 	cfg.Pools = []config.Pool{p}
 	fake := fakeprovider.New("p1")
 	d := startInProc(t, cfg, app.Options{Providers: func(string, config.Pool, zerolog.Logger) (providers.Provider, error) {

@@ -69,7 +69,7 @@ func TestForeignContainersSurvive(t *testing.T) {
 
 	cfg := baseConfig(t, owner)
 	p := workerPool(t, pool, fmt.Sprintf("nats://127.0.0.1:%d", cfg.NATS.Embedded.Port))
-	p.IdleTimeout = config.Duration(time.Second)
+	p.IdleTimeout = config.Fixed(time.Second)
 	cfg.Pools = []config.Pool{p}
 	d := startInProc(t, cfg, app.Options{})
 	bustest.Eventually(t, 30*time.Second, "daemon ready", d.app.Ready)

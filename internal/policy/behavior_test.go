@@ -240,7 +240,7 @@ func TestRetire(t *testing.T) {
 func TestMakePlanUsesTheDecisionsIdleTimeout(t *testing.T) {
 	s := Settings{MaxWorkers: 10, JobsPerWorker: 1, IdleTimeout: 5 * time.Minute, MaxConcurrentProvisioning: 1}
 	sup := Supply{IdleOldestFirst: seq(Candidate{"i1", at(-30 * time.Second)}, Candidate{"i2", at(-10 * time.Second)})}
-	p := MakePlan(State{Idle: 2}, s, Decision{Desired: 0, IdleTimeout: 20 * time.Second}, sup, t0)
+	p := MakePlan(State{Idle: 2}, s, Decision{Desired: 0, Hold: IdleHold{Fixed: 20 * time.Second}}, sup, t0)
 	if len(p.Stop) != 1 || p.Stop[0] != "i1" || !p.NextWake.Equal(at(10*time.Second)) {
 		t.Errorf("Stop %v NextWake %v: want i1 stopped and i2 due in 10s", p.Stop, p.NextWake)
 	}

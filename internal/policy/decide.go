@@ -24,8 +24,8 @@ type Settings struct {
 	JobsPerWorker int // job slots per worker; at least 1
 	IdleWorkers   int // warm buffer of free workers on top of demand
 
-	// IdleAuto sizes the warm buffer from the measured arrival rate and
-	// provisioning time instead of IdleWorkers (idle_workers: auto).
+	// IdleAuto sizes the warm buffer for the wait targets instead of
+	// IdleWorkers (idle_workers: auto; slo.go).
 	IdleAuto bool
 	// MaxIdleWorkers bounds the computed warm buffer (0: no bound beyond
 	// max_workers).
@@ -50,6 +50,25 @@ type Settings struct {
 	// MaxJobsPerWorker retires a worker that has run this many jobs when
 	// it becomes idle (0: never; 1: ephemeral workers).
 	MaxJobsPerWorker int
+
+	// TargetWaitP95 and TargetWaitP99, when set, size the warm buffer of
+	// idle_workers: auto for a queue-wait goal: the 95th (99th)
+	// percentile of queued-to-started waits within this (slo.go).
+	TargetWaitP95 time.Duration
+	TargetWaitP99 time.Duration
+	// TargetWaitAuto, with no TargetWaitP95, aims the p95 at one measured
+	// median boot time (target_wait_p95: auto): the buffer then pays only
+	// to cut the tail of the boot times and the queues behind bursts. With
+	// idle_workers: auto and no target at all, the p95 target is auto too.
+	TargetWaitAuto bool
+
+	// IdleTimeoutAuto keeps an idle worker above the desired count about
+	// as long as a new one takes to boot (idle_timeout: auto, hold.go),
+	// within IdleTimeoutMin and IdleTimeoutMax (DefaultIdleTimeoutMax
+	// when 0); IdleTimeout is then unused.
+	IdleTimeoutAuto bool
+	IdleTimeoutMin  time.Duration
+	IdleTimeoutMax  time.Duration
 
 	IdleTimeout               time.Duration // an idle worker may stop after this long
 	ProvisionTimeout          time.Duration // a worker not ready after this long is failed
@@ -118,10 +137,12 @@ type Decision struct {
 	Bound string
 	// Warm is the warm buffer included (fixed, scheduled or auto).
 	Warm int
-	// IdleTimeout, when set, replaces the settings' idle_timeout for this
-	// plan: with idle_workers: auto, idle workers above the desired count
-	// are kept one measured provisioning time at most.
-	IdleTimeout time.Duration
+	// WarmBound names the limit that capped the warm buffer a wait target
+	// asked for (max_idle_workers or max_workers); "" if none did.
+	WarmBound string
+	// Hold is how long the plan keeps idle workers above the desired
+	// count (the zero value: the settings' idle_timeout).
+	Hold IdleHold
 	// Schedule is the name of the active schedule, if any.
 	Schedule string
 	// RecheckAt is when the decision would change with no new input (a
@@ -155,129 +176,207 @@ const (
 //   - rate limits: the change is cut to what the period still allows;
 //   - min_workers and max_workers bound the result whatever the above.
 func Decide(st State, s Settings, now time.Time) Decision {
-	var d Decision
-	wake := func(t time.Time) {
-		if !t.IsZero() && t.After(now) && (d.RecheckAt.IsZero() || t.Before(d.RecheckAt)) {
-			d.RecheckAt = t
-		}
-	}
-	slots := max(s.JobsPerWorker, 1)
-	eff := s.effective(now)
-	d.Schedule = eff.schedule
+	c := newDecider(st, s, now)
+	c.recommend()
+	c.stabilize()
+	c.coolDown()
+	c.rateLimit()
+	c.rebound()
+	return c.finish()
+}
+
+// decider carries one decision through its steps: each step may change
+// the desired count, name the rule that did (Bound, rules) and ask to be
+// rechecked later (wake).
+type decider struct {
+	st      State
+	s       Settings
+	now     time.Time
+	eff     effective
+	slots   int
+	current int
+
+	d       Decision
+	formula strings.Builder // the demand and warm terms of the reason
+	raw     int             // demand + warm, before any bound
+	desired int
+	rules   []string // the rules that changed the count, in order
+}
+
+func newDecider(st State, s Settings, now time.Time) *decider {
+	c := &decider{st: st, s: s, now: now, eff: s.effective(now), slots: max(s.JobsPerWorker, 1), current: st.Current()}
+	c.d.Schedule = c.eff.schedule
 	if len(s.Schedules) > 0 {
-		wake(nextScheduleChange(s.Schedules, now))
+		c.wake(nextScheduleChange(s.Schedules, now))
 	}
+	return c
+}
 
-	var f strings.Builder
-	if slots == 1 {
-		fmt.Fprintf(&f, "pending %d + running %d", st.Pending, st.Running)
+// wake asks for a recheck at t, keeping the earliest instant asked for.
+func (c *decider) wake(t time.Time) {
+	if !t.IsZero() && t.After(c.now) && (c.d.RecheckAt.IsZero() || t.Before(c.d.RecheckAt)) {
+		c.d.RecheckAt = t
+	}
+}
+
+// hold sets the desired count by a rule other than the bounds.
+func (c *decider) hold(n int, bound, rule string) {
+	c.desired, c.d.Bound = n, bound
+	c.rules = append(c.rules, rule)
+}
+
+// recommend is demand plus the warm buffer, bounded by min_workers and
+// max_workers: the recommendation the stabilization window remembers.
+func (c *decider) recommend() {
+	st := c.st
+	if c.slots == 1 {
+		fmt.Fprintf(&c.formula, "pending %d + running %d", st.Pending, st.Running)
 	} else {
-		fmt.Fprintf(&f, "ceil((pending %d + running %d) / %d)", st.Pending, st.Running, slots)
+		fmt.Fprintf(&c.formula, "ceil((pending %d + running %d) / %d)", st.Pending, st.Running, c.slots)
 	}
-	warm := eff.idle
-	if eff.auto {
-		a := autoWarm(st.History, s, slots, now)
-		warm = a.warm
-		fmt.Fprintf(&f, " + warm %d (%s)", warm, a.explain)
-		wake(a.recheck)
-		if a.hold > 0 && a.hold < s.IdleTimeout {
-			d.IdleTimeout = a.hold
-		}
-	} else if warm > 0 {
-		fmt.Fprintf(&f, " + warm %d", warm)
-	}
-	d.Warm = warm
-	raw := ceilDiv(st.Pending+st.Running, slots) + warm
-
-	var rules []string
-	// bound applies min_workers and max_workers, naming the rule it used.
-	bound := func(n int) int {
-		switch {
-		case n > s.MaxWorkers:
-			d.Bound = BoundMaxWorkers
-			rules = append(rules, fmt.Sprintf("capped by max_workers %d", s.MaxWorkers))
-			return s.MaxWorkers
-		case n < eff.min:
-			d.Bound = BoundMinWorkers
-			rules = append(rules, fmt.Sprintf("raised to min_workers %d%s", eff.min, eff.from()))
-			return eff.min
-		}
-		return n
-	}
-	desired := bound(raw)
-	d.Recommended = desired
-	current := st.Current()
-	h := st.History
-
-	// Scale-down stabilization.
-	if s.StabilizationWindow > 0 && desired < current {
-		if top, until := h.highestSince(now.Add(-s.StabilizationWindow)); top > desired {
-			held := min(top, current)
-			rules = append(rules, fmt.Sprintf("held at %d by scale_down.stabilization_window %s (highest recommendation within it: %d)", held, s.StabilizationWindow, top))
-			desired, d.Bound = held, BoundStabilization
-			wake(until.Add(s.StabilizationWindow))
-		}
-	}
-
-	// Cooldowns: after a change, hold the count.
-	if desired != current {
-		var last time.Time
-		var key string
-		var cool time.Duration
-		if end := h.LastScaleUp.Add(s.ScaleUp.Cooldown); s.ScaleUp.Cooldown > 0 && !h.LastScaleUp.IsZero() && end.After(now) {
-			last, key, cool = end, "scale_up.cooldown", s.ScaleUp.Cooldown
-		}
-		if end := h.LastScaleDown.Add(s.ScaleDown.Cooldown); s.ScaleDown.Cooldown > 0 && !h.LastScaleDown.IsZero() && end.After(now) && end.After(last) {
-			last, key, cool = end, "scale_down.cooldown", s.ScaleDown.Cooldown
-		}
-		if key != "" {
-			rules = append(rules, fmt.Sprintf("held at current %d by %s %s (until %s)", current, key, cool, last.UTC().Format(time.TimeOnly)))
-			desired, d.Bound = current, BoundCooldown
-			wake(last)
-		}
-	}
-
-	// Rate limits.
+	c.d.Hold = idleHold(st.History, c.s)
+	warm := c.eff.idle
 	switch {
-	case desired > current && s.ScaleUp.Limit.Enabled():
-		l := s.ScaleUp.Limit
-		added, first := h.Added.since(now.Add(-l.Period))
-		start := max(current-added, 0)
+	case c.eff.auto:
+		warm = c.targetWarm()
+	case warm > 0:
+		fmt.Fprintf(&c.formula, " + warm %d", warm)
+	}
+	c.d.Warm = warm
+	c.raw = WorkersFor(st.Pending+st.Running, c.slots) + warm
+	c.desired = c.bound(c.raw)
+	c.d.Recommended = c.desired
+}
+
+// targetWarm is the warm buffer, in workers, that keeps the wait targets:
+// the free job slots the model asks for on top of the jobs, bounded by
+// max_idle_workers and max_workers.
+func (c *decider) targetWarm() int {
+	limit := c.s.MaxWorkers
+	if c.s.MaxIdleWorkers > 0 {
+		limit = min(limit, c.s.MaxIdleWorkers)
+	}
+	jobs := c.st.Pending + c.st.Running
+	r := sloWarm(c.st.History, c.s, limit*c.slots, c.now)
+	warm := WorkersFor(jobs+r.slots, c.slots) - WorkersFor(jobs, c.slots)
+	explain := r.explain
+	switch {
+	case c.s.MaxIdleWorkers > 0 && (warm >= c.s.MaxIdleWorkers && r.capped || warm > c.s.MaxIdleWorkers):
+		warm, c.d.WarmBound = c.s.MaxIdleWorkers, "max_idle_workers"
+		explain += fmt.Sprintf(", capped by max_idle_workers %d", c.s.MaxIdleWorkers)
+	case warm >= c.s.MaxWorkers && r.capped || warm > c.s.MaxWorkers:
+		warm, c.d.WarmBound = c.s.MaxWorkers, "max_workers"
+		explain += fmt.Sprintf(", capped by max_workers %d", c.s.MaxWorkers)
+	}
+	fmt.Fprintf(&c.formula, " + warm %d (%s)", warm, explain)
+	c.wake(r.recheck)
+	return warm
+}
+
+// bound applies min_workers and max_workers, naming the rule it used.
+func (c *decider) bound(n int) int {
+	switch {
+	case n > c.s.MaxWorkers:
+		c.d.Bound = BoundMaxWorkers
+		c.rules = append(c.rules, fmt.Sprintf("capped by max_workers %d", c.s.MaxWorkers))
+		return c.s.MaxWorkers
+	case n < c.eff.min:
+		c.d.Bound = BoundMinWorkers
+		c.rules = append(c.rules, fmt.Sprintf("raised to min_workers %d%s", c.eff.min, c.eff.from()))
+		return c.eff.min
+	}
+	return n
+}
+
+// stabilize raises a lower count to the highest recommendation made
+// within scale_down.stabilization_window (never above the current count).
+func (c *decider) stabilize() {
+	w := c.s.StabilizationWindow
+	if w <= 0 || c.desired >= c.current {
+		return
+	}
+	top, until := c.st.History.highestSince(c.now.Add(-w))
+	if top <= c.desired {
+		return
+	}
+	held := min(top, c.current)
+	c.hold(held, BoundStabilization, fmt.Sprintf("held at %d by scale_down.stabilization_window %s (highest recommendation within it: %d)", held, w, top))
+	c.wake(until.Add(w))
+}
+
+// coolDown holds the current count within a cooldown after scaling; of
+// two cooldowns running, the one ending last.
+func (c *decider) coolDown() {
+	if c.desired == c.current {
+		return
+	}
+	h := c.st.History
+	var end time.Time
+	var key string
+	var cool time.Duration
+	if e := h.LastScaleUp.Add(c.s.ScaleUp.Cooldown); c.s.ScaleUp.Cooldown > 0 && !h.LastScaleUp.IsZero() && e.After(c.now) {
+		end, key, cool = e, "scale_up.cooldown", c.s.ScaleUp.Cooldown
+	}
+	if e := h.LastScaleDown.Add(c.s.ScaleDown.Cooldown); c.s.ScaleDown.Cooldown > 0 && !h.LastScaleDown.IsZero() && e.After(c.now) && e.After(end) {
+		end, key, cool = e, "scale_down.cooldown", c.s.ScaleDown.Cooldown
+	}
+	if key == "" {
+		return
+	}
+	c.hold(c.current, BoundCooldown, fmt.Sprintf("held at current %d by %s %s (until %s)", c.current, key, cool, end.UTC().Format(time.TimeOnly)))
+	c.wake(end)
+}
+
+// rateLimit cuts the change to what scale_up.max or scale_down.max still
+// allows within its period.
+func (c *decider) rateLimit() {
+	h := c.st.History
+	switch {
+	case c.desired > c.current && c.s.ScaleUp.Limit.Enabled():
+		l := c.s.ScaleUp.Limit
+		added, first := h.Added.since(c.now.Add(-l.Period))
+		start := max(c.current-added, 0)
 		limit := start + max(l.Workers, percentOf(start, l.Percent))
-		if top := max(limit, current); desired > top {
-			rules = append(rules, fmt.Sprintf("limited to %d by scale_up.max %s (%d added within it)", top, l, added))
-			desired, d.Bound = top, BoundRateLimit
-			wake(first.Add(l.Period))
+		if top := max(limit, c.current); c.desired > top {
+			c.hold(top, BoundRateLimit, fmt.Sprintf("limited to %d by scale_up.max %s (%d added within it)", top, l, added))
+			c.wake(first.Add(l.Period))
 		}
-	case desired < current && s.ScaleDown.Limit.Enabled():
-		l := s.ScaleDown.Limit
-		removed, first := h.Removed.since(now.Add(-l.Period))
-		start := current + removed
+	case c.desired < c.current && c.s.ScaleDown.Limit.Enabled():
+		l := c.s.ScaleDown.Limit
+		removed, first := h.Removed.since(c.now.Add(-l.Period))
+		start := c.current + removed
 		limit := start - max(l.Workers, percentOf(start, l.Percent))
-		if bottom := min(limit, current); desired < bottom {
-			rules = append(rules, fmt.Sprintf("limited to %d by scale_down.max %s (%d removed within it)", bottom, l, removed))
-			desired, d.Bound = bottom, BoundRateLimit
-			wake(first.Add(l.Period))
+		if bottom := min(limit, c.current); c.desired < bottom {
+			c.hold(bottom, BoundRateLimit, fmt.Sprintf("limited to %d by scale_down.max %s (%d removed within it)", bottom, l, removed))
+			c.wake(first.Add(l.Period))
 		}
 	}
+}
 
-	// The bounds win over everything (a lowered max_workers, a schedule
-	// raising min_workers).
-	if d.Bound != "" && d.Bound != BoundMaxWorkers && d.Bound != BoundMinWorkers {
-		desired = bound(desired)
+// rebound lets the bounds win over everything (a lowered max_workers, a
+// schedule raising min_workers).
+func (c *decider) rebound() {
+	if c.d.Bound != "" && c.d.Bound != BoundMaxWorkers && c.d.Bound != BoundMinWorkers {
+		c.desired = c.bound(c.desired)
 	}
-	d.Desired = desired
+}
 
+// finish writes the reason: the formula, then the rules that changed it.
+func (c *decider) finish() Decision {
+	c.d.Desired = c.desired
 	var r strings.Builder
-	fmt.Fprintf(&r, "desired %d = %s", desired, f.String())
-	if len(rules) > 0 {
-		fmt.Fprintf(&r, " = %d, %s", raw, strings.Join(rules, ", "))
+	fmt.Fprintf(&r, "desired %d = %s", c.desired, c.formula.String())
+	if len(c.rules) > 0 {
+		fmt.Fprintf(&r, " = %d, %s", c.raw, strings.Join(c.rules, ", "))
 	}
-	if eff.schedule != "" && d.Bound != BoundMinWorkers {
-		fmt.Fprintf(&r, "; schedule %q active", eff.schedule)
+	if c.eff.schedule != "" && c.d.Bound != BoundMinWorkers {
+		fmt.Fprintf(&r, "; schedule %q active", c.eff.schedule)
 	}
-	d.Reason = r.String()
-	return d
+	if c.d.Hold.Auto {
+		fmt.Fprintf(&r, "; %s", c.d.Hold.explain(c.now))
+	}
+	c.d.Reason = r.String()
+	return c.d
 }
 
 // percentOf is p percent of n, rounded up, and at least 1 when p > 0, so
@@ -286,12 +385,16 @@ func percentOf(n, p int) int {
 	if p <= 0 {
 		return 0
 	}
-	return max(ceilDiv(n*p, 100), 1)
+	return max(WorkersFor(n*p, 100), 1)
 }
 
-func ceilDiv(a, b int) int {
-	if a <= 0 {
+// WorkersFor is the number of workers that jobs need at jobsPerWorker
+// each: ceil(jobs / jobsPerWorker), 0 for no jobs, jobsPerWorker below 1
+// taken as 1.
+func WorkersFor(jobs, jobsPerWorker int) int {
+	if jobs <= 0 {
 		return 0
 	}
-	return (a + b - 1) / b
+	b := max(jobsPerWorker, 1)
+	return (jobs + b - 1) / b
 }

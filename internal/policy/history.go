@@ -28,10 +28,19 @@ type History struct {
 	// rate-limit periods (for the rate limits).
 	Added   Steps
 	Removed Steps
-	// Arrivals is the average rate of queued jobs (for idle_workers: auto).
-	Arrivals Rate
-	// Provisioning is the average time from create to ready.
-	Provisioning Average
+	// Arrivals is the average rate of queued jobs (for idle_workers: auto),
+	// over arrival_rate_window; RecentArrivals the same over a minute (for
+	// the wait targets, which take it during a burst and the lull after
+	// one).
+	Arrivals       Rate
+	RecentArrivals Rate
+	// Bursts is how queued jobs bunch together (for the wait targets).
+	Bursts Bursts
+	// Boots is the distribution of the provisioning times, create to
+	// ready (for the wait targets and idle_timeout: auto).
+	Boots BootTimes
+	// Waits95 and Waits99 correct the wait model from measured waits.
+	Waits95, Waits99 WaitGoal
 }
 
 // Sample is one recommendation.
@@ -88,24 +97,30 @@ func (h History) highestSince(cutoff time.Time) (int, time.Time) {
 // Remember records a decision's recommendation for the stabilization
 // window.
 func (h *History) Remember(d Decision, s Settings, now time.Time) {
-	if s.StabilizationWindow <= 0 {
-		h.Recent = h.Recent[:0]
-		return
+	h.Recent = pushMax(h.Recent, Sample{At: now, Desired: d.Recommended}, s.StabilizationWindow)
+}
+
+// pushMax adds a sample to a monotonic queue of the samples within window
+// that can still be its highest: oldest first, each lower than the one
+// before. A window of 0 keeps nothing.
+func pushMax(q []Sample, x Sample, window time.Duration) []Sample {
+	if window <= 0 {
+		return q[:0]
 	}
-	cutoff := now.Add(-s.StabilizationWindow)
+	cutoff := x.At.Add(-window)
 	i := 0
-	for i < len(h.Recent) && !h.Recent[i].At.After(cutoff) {
+	for i < len(q) && !q[i].At.After(cutoff) {
 		i++
 	}
-	r := h.Recent[i:]
+	r := q[i:]
 	// A newer sample as high or higher makes older lower ones irrelevant.
-	for len(r) > 0 && r[len(r)-1].Desired <= d.Recommended {
+	for len(r) > 0 && r[len(r)-1].Desired <= x.Desired {
 		r = r[:len(r)-1]
 	}
-	if i > 0 && cap(h.Recent)-len(r) > 64 { // release what expired
+	if i > 0 && cap(q)-len(r) > 64 { // release what expired
 		r = append([]Sample(nil), r...)
 	}
-	h.Recent = append(r, Sample{At: now, Desired: d.Recommended})
+	return append(r, x)
 }
 
 // Scaled records that a plan created and stopped workers at now.
@@ -123,14 +138,79 @@ func (h *History) Scaled(created, stopped int, s Settings, now time.Time) {
 // Queued records a job's arrival at at (its stream time).
 func (h *History) Queued(at time.Time, s Settings) {
 	h.Arrivals = h.Arrivals.Add(at, s.arrivalWindow())
+	h.RecentArrivals = h.RecentArrivals.Add(at, recentWindow)
+	h.Bursts = h.Bursts.Add(at)
 }
 
 // Provisioned records a worker that took d from create to ready.
-func (h *History) Provisioned(d time.Duration) { h.Provisioning = h.Provisioning.Add(d) }
+func (h *History) Provisioned(d time.Duration) {
+	h.Boots = h.Boots.Add(d)
+}
+
+// Waited records the queue wait of a job that started (queued to
+// started), for the wait targets' correction.
+func (h *History) Waited(wait time.Duration, s Settings) {
+	if t := h.targetP95(s); t > 0 {
+		h.Waits95.Target, h.Waits95.Allowed = t, 0.05
+		h.Waits95 = h.Waits95.Observe(wait)
+	}
+	if s.TargetWaitP99 > 0 {
+		h.Waits99.Target, h.Waits99.Allowed = s.TargetWaitP99, 0.01
+		h.Waits99 = h.Waits99.Observe(wait)
+	}
+}
 
 // DefaultArrivalWindow is the arrival-rate average's time constant when
 // the settings give none.
 const DefaultArrivalWindow = 10 * time.Minute
+
+// recentWindow is the time constant of History.RecentArrivals.
+const recentWindow = time.Minute
+
+// arrivalRate is the arrival rate the wait targets and the idle hold use
+// at t: the arrival_rate_window average, unless the last minute's differs
+// from it by more than three standard deviations of the last minute's own
+// noise (sqrt(D λ / 2τ) at the long rate λ, D being the counts'
+// dispersion, 1 for Poisson arrivals): then a
+// burst is on, or has just ended, and the last minute is the better
+// guess of the next. recent reports which one it took.
+func (h History) arrivalRate(s Settings, t time.Time) (rate float64, recent bool) {
+	long := h.Arrivals.Value(t, s.arrivalWindow())
+	short := h.RecentArrivals.Value(t, recentWindow)
+	noise := math.Sqrt(long / (2 * recentWindow.Seconds()))
+	if math.Abs(short-long) > 3*noise {
+		return short, true
+	}
+	return long, false
+}
+
+// rateFallsTo is about the first instant after now, within horizon, at
+// which arrivalRate is at most r if no job arrives meanwhile (both
+// averages only decay then); zero if not within horizon. The search
+// doubles its step from a second, then bisects to the millisecond.
+func (h History) rateFallsTo(s Settings, r float64, now time.Time, horizon time.Duration) time.Time {
+	below := func(t time.Time) bool { v, _ := h.arrivalRate(s, t); return v <= r }
+	lo := now
+	for step := time.Second; step < 2*horizon; step *= 2 {
+		hi := now.Add(min(step, horizon))
+		if !below(hi) {
+			lo = hi
+			if step >= horizon {
+				return time.Time{}
+			}
+			continue
+		}
+		for hi.Sub(lo) > time.Millisecond {
+			if mid := lo.Add(hi.Sub(lo) / 2); below(mid) {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		return hi
+	}
+	return time.Time{}
+}
 
 func (s Settings) arrivalWindow() time.Duration {
 	if s.ArrivalWindow > 0 {
@@ -171,19 +251,4 @@ func (r Rate) Value(now time.Time, window time.Duration) float64 {
 		return r.PerSecond
 	}
 	return r.PerSecond * math.Exp(-dt/window.Seconds())
-}
-
-// Average is a running average of durations that weighs the first
-// samples equally and then each new one by 1/averageOver.
-type Average struct {
-	Value time.Duration
-	N     int
-}
-
-const averageOver = 8
-
-// Add records one sample.
-func (a Average) Add(d time.Duration) Average {
-	n := min(a.N+1, averageOver)
-	return Average{Value: a.Value + (d-a.Value)/time.Duration(n), N: a.N + 1}
 }

@@ -55,9 +55,9 @@ type Plan struct {
 //     Busy workers are never chosen.
 func MakePlan(st State, s Settings, d Decision, sup Supply, now time.Time) Plan {
 	var p Plan
-	idleTimeout := s.IdleTimeout
-	if d.IdleTimeout > 0 {
-		idleTimeout = d.IdleTimeout
+	hold := d.Hold
+	if !hold.Auto && hold.Fixed == 0 {
+		hold.Fixed = s.IdleTimeout
 	}
 	wake := func(t time.Time) {
 		if !t.IsZero() && (p.NextWake.IsZero() || t.Before(p.NextWake)) {
@@ -99,15 +99,18 @@ func MakePlan(st State, s Settings, d Decision, sup Supply, now time.Time) Plan 
 		}
 		p.Create = want
 	case d.Desired < current && sup.IdleOldestFirst != nil:
+		// The oldest idle worker is the last a job would take: it ranks
+		// excess-th among those above the desired count, and its hold is
+		// the shortest.
 		excess := current - d.Desired
 		for c := range sup.IdleOldestFirst {
 			if excess == 0 {
 				break
 			}
-			due := c.Since.Add(idleTimeout)
-			if due.After(now) {
-				// Later idlers are younger, so none of them is due either.
-				wake(due)
+			if due := c.Since.Add(hold.For(excess, now)); due.After(now) {
+				// Later idlers are younger and rank lower (their holds
+				// are no shorter), so none of them is due either.
+				wake(hold.stopAt(excess, c.Since, now))
 				break
 			}
 			p.Stop = append(p.Stop, c.ID)

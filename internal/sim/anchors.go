@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/policy"
@@ -23,19 +24,85 @@ const (
 // Anchors lists the anchors in report order.
 var Anchors = []string{AnchorARC, AnchorKEDA, AnchorGitLab, AnchorHPA}
 
-func newAnchor(name string, s policy.Settings) controller {
-	switch name {
-	case AnchorARC:
-		return &arc{min: s.MinWorkers, max: s.MaxWorkers}
-	case AnchorKEDA:
-		return &keda{max: s.MaxWorkers, target: 1, poll: kedaPollingInterval}
-	case AnchorGitLab:
-		idle := s.IdleWorkers * max(s.JobsPerWorker, 1)
-		return &gitlab{max: s.MaxWorkers, capacity: max(s.JobsPerWorker, 1), idleCount: idle, idleTime: s.IdleTimeout, maxUse: s.MaxJobsPerWorker, min: s.MinWorkers}
-	case AnchorHPA:
-		return &hpa{min: max(s.MinWorkers, 1), max: s.MaxWorkers, target: float64(max(s.JobsPerWorker, 1))}
+// Anchor is another autoscaler's formula with its main knobs set.
+type Anchor struct {
+	Name  string // AnchorARC, AnchorKEDA, AnchorGitLab or AnchorHPA
+	Knobs string // the knob settings, named as the anchor's docs name them
+	// make builds the controller for a pool; the pool's max_workers and
+	// jobs_per_worker map onto the anchor's maximum and slots.
+	make func(s policy.Settings) controller
+	// ephemeral anchors run one job per worker whatever jobs_per_worker.
+	ephemeral bool
+}
+
+// Label is the anchor's name with its knobs.
+func (a Anchor) Label() string {
+	if a.Knobs == "" {
+		return a.Name
 	}
-	return nil
+	return a.Name + " (" + a.Knobs + ")"
+}
+
+// ARC is actions-runner-controller's scale set with minRunners warm
+// runners (its default is 0).
+func ARC(minRunners int) Anchor {
+	return Anchor{Name: AnchorARC, Knobs: fmt.Sprintf("minRunners %d", minRunners), ephemeral: true,
+		make: func(s policy.Settings) controller { return &arc{min: minRunners, max: s.MaxWorkers} }}
+}
+
+// KEDA is a KEDA ScaledJob polling its scaler every poll (default 30 s).
+func KEDA(poll time.Duration) Anchor {
+	return Anchor{Name: AnchorKEDA, Knobs: "pollingInterval " + poll.String(), ephemeral: true,
+		make: func(s policy.Settings) controller { return &keda{max: s.MaxWorkers, target: 1, poll: poll} }}
+}
+
+// GitLab is GitLab Runner's autoscaler policy with idle_count free job
+// slots and idle_time (both unset, 0, by default).
+func GitLab(idleCount int, idleTime time.Duration) Anchor {
+	return Anchor{Name: AnchorGitLab, Knobs: fmt.Sprintf("idle_count %d, idle_time %s", idleCount, idleTime),
+		make: func(s policy.Settings) controller {
+			return &gitlab{max: s.MaxWorkers, capacity: max(s.JobsPerWorker, 1), idleCount: idleCount, idleTime: idleTime, maxUse: s.MaxJobsPerWorker}
+		}}
+}
+
+// HPA is a Kubernetes HPA with an AverageValue target of target jobs per
+// worker slot and a scale-down stabilization window (default 300 s).
+func HPA(target float64, window time.Duration) Anchor {
+	return Anchor{Name: AnchorHPA, Knobs: fmt.Sprintf("target %.2g, stabilizationWindow %s", target, window),
+		make: func(s policy.Settings) controller {
+			return &hpa{min: max(s.MinWorkers, 1), max: s.MaxWorkers, target: target * float64(max(s.JobsPerWorker, 1)), window: window}
+		}}
+}
+
+// DefaultAnchors are the anchors with their own defaults: ARC's
+// minRunners is the pool's min_workers (0 by default, as ARC's), KEDA
+// polls every 30 s, GitLab's idle_count and idle_time are unset, the HPA
+// aims at one job per slot with a 300 s stabilization window.
+func DefaultAnchors(s policy.Settings) []Anchor {
+	return []Anchor{ARC(s.MinWorkers), KEDA(kedaPollingInterval), GitLab(0, 0), HPA(1, hpaDownscaleWindow)}
+}
+
+// AnchorSweeps is each anchor over its main knobs, defaults included: the
+// points that draw its wait/cost front.
+func AnchorSweeps() [][]Anchor {
+	var arcs, kedas, gitlabs, hpas []Anchor
+	for _, n := range []int{0, 1, 2, 3, 4, 6, 8} {
+		arcs = append(arcs, ARC(n))
+	}
+	for _, p := range []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute} {
+		kedas = append(kedas, KEDA(p))
+	}
+	for _, n := range []int{0, 1, 2, 3, 5} {
+		for _, t := range []time.Duration{0, 10 * time.Second, 20 * time.Second, 40 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 20 * time.Minute} {
+			gitlabs = append(gitlabs, GitLab(n, t))
+		}
+	}
+	for _, target := range []float64{0.5, 0.67, 0.8, 1} {
+		for _, w := range []time.Duration{0, time.Minute, hpaDownscaleWindow} {
+			hpas = append(hpas, HPA(target, w))
+		}
+	}
+	return [][]Anchor{arcs, kedas, gitlabs, hpas}
 }
 
 // arc is actions-runner-controller in runner scale set mode (gha-runner-
@@ -48,7 +115,8 @@ func newAnchor(name string, s policy.Settings) controller {
 // targetRunnerCount := min(MinRunners+count, MaxRunners), count being the
 // jobs assigned to the scale set: queued and running). The
 // EphemeralRunnerSet creates runners up to it and deletes idle ones above
-// it; every runner is ephemeral: it runs one job and is removed.
+// it; every runner is ephemeral: it runs one job and is removed. The
+// minRunners runners are the warm pool.
 type arc struct {
 	min, max int
 	want     int
@@ -114,7 +182,7 @@ func (k *keda) reconcile(w *world) time.Duration {
 		return (w.now/k.poll + 1) * k.poll
 	}
 	queue := w.pendingJobs() + w.running
-	k.want = min(k.max, ceilDiv(queue, k.target))
+	k.want = min(k.max, policy.WorkersFor(queue, k.target))
 	for range max(0, k.want-(w.provisioning+w.ready)) {
 		w.create()
 	}
@@ -135,11 +203,13 @@ func (k *keda) desired() int { return k.want }
 // after max_use_count jobs. Mapped from the pool: idle_count =
 // idle_workers × jobs_per_worker, idle_time = idle_timeout, capacity =
 // jobs_per_worker, max_use_count = max_jobs_per_worker. It reacts to every
-// job at once.
+// job at once. idle_count and idle_time are the anchor's knobs; GitLab
+// leaves both unset (0) by default, and its docs' examples use
+// idle_count 5 with idle_time 20m.
 type gitlab struct {
-	max, min, capacity, idleCount, maxUse int
-	idleTime                              time.Duration
-	want                                  int
+	max, capacity, idleCount, maxUse int
+	idleTime                         time.Duration
+	want                             int
 }
 
 func (g *gitlab) queued(*world, int)           {}
@@ -152,7 +222,7 @@ func (g *gitlab) finished(w *world, _ int, wk *worker) {
 }
 
 func (g *gitlab) reconcile(w *world) time.Duration {
-	g.want = min(g.max, max(g.min, ceilDiv(w.pendingJobs()+w.running+g.idleCount, g.capacity)))
+	g.want = min(g.max, policy.WorkersFor(w.pendingJobs()+w.running+g.idleCount, g.capacity))
 	current := w.provisioning + w.ready
 	for ; current < g.want; current++ {
 		w.create()
@@ -197,7 +267,8 @@ const (
 //
 // clamped to [minReplicas, maxReplicas], minReplicas at least 1 (the HPA
 // does not scale from zero); a lower desired count is replaced by the
-// highest recommendation of the last 300 s (scale-down stabilization); the
+// highest recommendation of the stabilization window (scale-down
+// stabilization, 300 s by default); the
 // default scale-up behavior allows max(4 pods, 100%) per 15 s. Scale-down
 // removes idle pods first (as a pod-deletion-cost annotation kept by the
 // workers would make the ReplicaSet do); a busy pod chosen finishes its
@@ -205,6 +276,7 @@ const (
 type hpa struct {
 	min, max int
 	target   float64
+	window   time.Duration
 	recs     []policy.Sample
 	added    []policy.Step
 	want     int
@@ -239,7 +311,7 @@ func (h *hpa) reconcile(w *world) time.Duration {
 
 	// Scale-down stabilization: the highest recommendation of the window.
 	now := w.at()
-	cutoff := now.Add(-hpaDownscaleWindow)
+	cutoff := now.Add(-h.window)
 	kept := h.recs[:0]
 	for _, s := range h.recs {
 		if s.At.After(cutoff) {
@@ -294,13 +366,6 @@ func (h *hpa) reconcile(w *world) time.Duration {
 }
 
 func (h *hpa) desired() int { return h.want }
-
-func ceilDiv(a, b int) int {
-	if a <= 0 {
-		return 0
-	}
-	return (a + b - 1) / b
-}
 
 func ceilF(x float64) float64 {
 	i := float64(int64(x))

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/engine"
+	"github.com/hodei/hodei-autoscaler/internal/policy"
 )
 
 // engineCtl drives the daemon's own engine.Engine, the one its Reconciler
@@ -15,17 +16,19 @@ import (
 // event (idle timeouts, cooldowns, schedules). The simulated provider
 // answers every call at once; only booting takes time.
 type engineCtl struct {
-	eng  *engine.Engine
-	pool *engine.Pool
-	name domain.PoolName
-	byID map[domain.WorkerID]*worker
-	seq  int
+	eng      *engine.Engine
+	pool     *engine.Pool
+	name     domain.PoolName
+	settings policy.Settings
+	byID     map[domain.WorkerID]*worker
+	seq      int
+	bounds   boundTracker
 }
 
 func newEngineCtl(c engine.PoolConfig) *engineCtl {
 	c.DryRun = false // the simulation shows what the policy would do
 	eng := engine.NewEngine([]engine.PoolConfig{c}, 0)
-	return &engineCtl{eng: eng, pool: eng.Pool(c.Name), name: c.Name, byID: map[domain.WorkerID]*worker{}}
+	return &engineCtl{eng: eng, pool: eng.Pool(c.Name), name: c.Name, settings: c.Settings, byID: map[domain.WorkerID]*worker{}}
 }
 
 // start lists the (empty) provider and marks the job stream folded, as
@@ -49,7 +52,11 @@ func (c *engineCtl) job(w *world, kind domain.JobKind, j int, wk *worker) {
 	c.effects(w)
 }
 
-func (c *engineCtl) queued(w *world, j int)               { c.job(w, domain.JobQueued, j, nil) }
+func (c *engineCtl) queued(w *world, j int) {
+	c.bounds.queued()
+	c.job(w, domain.JobQueued, j, nil)
+}
+
 func (c *engineCtl) started(w *world, j int, wk *worker)  { c.job(w, domain.JobStarted, j, wk) }
 func (c *engineCtl) finished(w *world, j int, wk *worker) { c.job(w, domain.JobFinished, j, wk) }
 
@@ -61,6 +68,8 @@ func (c *engineCtl) ready(w *world, wk *worker) {
 func (c *engineCtl) reconcile(w *world) time.Duration {
 	c.eng.Reconcile(w.at())
 	c.effects(w)
+	d, _ := c.pool.LastDecision()
+	c.bounds.at(w.now, activeBounds(d, c.settings, w))
 	next := c.pool.NextWake()
 	if next.IsZero() {
 		return -1

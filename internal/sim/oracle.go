@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/hodei/hodei-autoscaler/internal/policy"
 )
 
 // Oracle is the physical limit of a trace: a scheduler that knows every
@@ -31,7 +33,6 @@ func Oracle(jobs []Job, boot time.Duration, slots int) Result {
 	if len(jobs) == 0 {
 		return r
 	}
-	type incarnation struct{ from, to time.Duration }
 	var lives []incarnation
 	// busy: min-heap of (free time, incarnation); free: freed workers in
 	// order of free time, oldest at head.
@@ -39,46 +40,14 @@ func Oracle(jobs []Job, boot time.Duration, slots int) Result {
 		free time.Duration
 		life int
 	}
-	var busy []slot
-	push := func(s slot) {
-		busy = append(busy, s)
-		for i := len(busy) - 1; i > 0; {
-			p := (i - 1) / 2
-			if busy[p].free <= busy[i].free {
-				break
-			}
-			busy[i], busy[p] = busy[p], busy[i]
-			i = p
-		}
-	}
-	pop := func() slot {
-		top := busy[0]
-		n := len(busy) - 1
-		busy[0] = busy[n]
-		busy = busy[:n]
-		for i := 0; ; {
-			l, rr, m := 2*i+1, 2*i+2, i
-			if l < n && busy[l].free < busy[m].free {
-				m = l
-			}
-			if rr < n && busy[rr].free < busy[m].free {
-				m = rr
-			}
-			if m == i {
-				break
-			}
-			busy[i], busy[m] = busy[m], busy[i]
-			i = m
-		}
-		return top
-	}
+	busy := minHeap[slot]{less: func(a, b *slot) bool { return a.free < b.free }}
 	var free []slot
 	head := 0
 	var cost, busySecs time.Duration
 	for _, j := range jobs {
 		a := j.Queued
-		for len(busy) > 0 && busy[0].free <= a {
-			free = append(free, pop()) // in order of free time
+		for busy.len() > 0 && busy.top().free <= a {
+			free = append(free, busy.pop()) // in order of free time
 		}
 		// Workers idle for a provisioning time or more are better stopped
 		// at their free time (and never reused: gaps only grow).
@@ -103,12 +72,12 @@ func Oracle(jobs []Job, boot time.Duration, slots int) Result {
 		cost += j.Duration
 		busySecs += j.Duration
 		s.free = a + j.Duration
-		push(s)
+		busy.push(s)
 	}
 	for _, s := range free[head:] {
 		lives[s.life].to = s.free
 	}
-	for _, s := range busy {
+	for _, s := range busy.items {
 		lives[s.life].to = s.free
 	}
 	// Peak: sweep the incarnations' boot and stop instants.
@@ -134,8 +103,75 @@ func Oracle(jobs []Job, boot time.Duration, slots int) Result {
 	r.WorkerSeconds = cost.Seconds() / k
 	r.BusySeconds = busySecs.Seconds() / k
 	r.Utilization = r.BusySeconds / r.WorkerSeconds
-	r.Started = ceilDiv(len(lives), int(k))
+	r.Started = policy.WorkersFor(len(lives), int(k))
 	r.Stopped = r.Started
-	r.Peak = ceilDiv(peak, int(k))
+	r.Peak = policy.WorkersFor(peak, int(k))
+	r.waits = []float64{0}
+	r.lives, r.slots = lives, int(k)
 	return r
+}
+
+// incarnation is the life of one of the oracle's workers (of one slot,
+// with several slots per worker).
+type incarnation struct{ from, to time.Duration }
+
+// oracleTimeline draws the oracle's workers over a timeline's window.
+func oracleTimeline(r Result, tl *Timeline) *Timeline {
+	if tl == nil || len(r.lives) == 0 {
+		return nil
+	}
+	out := &Timeline{From: tl.From, Step: tl.Step, buckets: tl.buckets}
+	type edge struct {
+		at time.Duration
+		d  int
+	}
+	edges := make([]edge, 0, 2*len(r.lives))
+	for _, l := range r.lives {
+		edges = append(edges, edge{l.from, 1}, edge{l.to, -1})
+	}
+	slices.SortFunc(edges, func(a, b edge) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.d, b.d) // stops before starts at one instant
+	})
+	n := 0
+	for _, e := range edges {
+		n += e.d
+		out.record(e.at, 0, 0, 0, policy.WorkersFor(n, r.slots))
+	}
+	out.finish()
+	return out
+}
+
+// OracleUnder is the oracle under max_workers: the same when its peak fits
+// within maxWorkers (0: no bound); otherwise jobs wait for a slot as they
+// must under the cap. Then a first-come first-served queue on maxWorkers ×
+// slots job slots, with workers booted in advance (no job waits for a
+// boot), sets each job's start, and the oracle's rules run on those
+// starts: the least a policy held to the same max_workers can cost, and
+// the least its jobs can wait in the same queue. CappedAt says it was.
+func OracleUnder(jobs []Job, boot time.Duration, slots, maxWorkers int) Result {
+	r := Oracle(jobs, boot, slots)
+	if maxWorkers <= 0 || r.Peak <= maxWorkers {
+		return r
+	}
+	free := minHeap[time.Duration]{less: func(a, b *time.Duration) bool { return *a < *b }}
+	for range maxWorkers * max(slots, 1) {
+		free.push(0)
+	}
+	started := make([]Job, len(jobs))
+	waits := make([]float64, len(jobs))
+	for i, j := range jobs {
+		start := max(j.Queued, free.pop())
+		free.push(start + j.Duration)
+		started[i] = j
+		started[i].Queued = start
+		waits[i] = (start - j.Queued).Seconds()
+	}
+	c := Oracle(started, boot, slots)
+	c.WaitP50, c.WaitP95, c.WaitP99, c.WaitMax = percentiles(waits)
+	c.waits = keepWaits(waits)
+	c.CappedAt = maxWorkers
+	return c
 }

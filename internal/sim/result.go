@@ -14,8 +14,10 @@ import (
 type Result struct {
 	Pool string `json:"pool"`
 	// Run names the policy: the config's label, "oracle", or an anchor.
-	Run  string `json:"run"`
-	Jobs int    `json:"jobs"`
+	Run string `json:"run"`
+	// Knobs are an anchor's settings ("minRunners 2").
+	Knobs string `json:"knobs,omitempty"`
+	Jobs  int    `json:"jobs"`
 	// Unfinished jobs never got a worker (their wait counts up to the end).
 	Unfinished int `json:"unfinished,omitempty"`
 	// Queue wait (queued to started), seconds.
@@ -35,35 +37,94 @@ type Result struct {
 	Peak        int     `json:"peak_workers"`
 	// VsOracle is WorkerSeconds / the oracle's (0 when not compared).
 	VsOracle float64 `json:"vs_oracle,omitempty"`
+	// CappedAt is set on the oracle when it was computed under that
+	// max_workers (its peak would exceed it).
+	CappedAt int `json:"oracle_under_max_workers,omitempty"`
+	// Bounds are the limits that held the run back, if any.
+	Bounds []Bound `json:"bounds,omitempty"`
 	// Elapsed is the real time the run took.
 	Elapsed time.Duration `json:"-"`
 
 	timeline *Timeline
+	// waits are the run's queue waits at evenly spaced ranks, sorted (at
+	// most waitPoints of them), for the plot's distribution.
+	waits []float64
+	// lives are the oracle's workers, for its timeline.
+	lives []incarnation
+	slots int
 }
 
-// Timeline is a run's pending jobs, desired and actual workers over time,
-// in fixed buckets holding each series' highest value within the bucket.
+// waitPoints bounds the waits a result keeps for its distribution.
+const waitPoints = 400
+
+// Timeline is a run's pending and running jobs, desired and actual
+// workers over a window of time, in fixed buckets holding each series'
+// highest value within the bucket (short peaks stay visible).
 type Timeline struct {
+	// From is the window's start, as an offset from the trace's start.
+	From    time.Duration `json:"from"`
 	Step    time.Duration `json:"step"`
 	Pending []int         `json:"pending"`
+	Running []int         `json:"running"`
 	Desired []int         `json:"desired"`
 	Workers []int         `json:"workers"`
-	last    [3]int
+	buckets int
+	last    [4]int
 }
 
-func newTimeline(step time.Duration) *Timeline { return &Timeline{Step: max(step, time.Second)} }
+// newTimeline covers [from, to) in at most buckets buckets of at least a
+// second.
+func newTimeline(from, to time.Duration, buckets int) *Timeline {
+	step := max((to-from)/time.Duration(buckets), time.Second)
+	return &Timeline{From: from, Step: step, buckets: int((to-from)/step) + 1}
+}
 
-func (t *Timeline) record(at time.Duration, pending, desired, workers int) {
-	i := int(at / t.Step)
+func (t *Timeline) record(at time.Duration, pending, running, desired, workers int) {
+	cur := [4]int{pending, running, desired, workers}
+	if at < t.From {
+		t.last = cur
+		return
+	}
+	i := int((at - t.From) / t.Step)
+	if i >= t.buckets {
+		return
+	}
 	for len(t.Pending) <= i { // buckets without samples carry the last values
 		t.Pending = append(t.Pending, t.last[0])
-		t.Desired = append(t.Desired, t.last[1])
-		t.Workers = append(t.Workers, t.last[2])
+		t.Running = append(t.Running, t.last[1])
+		t.Desired = append(t.Desired, t.last[2])
+		t.Workers = append(t.Workers, t.last[3])
 	}
 	t.Pending[i] = max(t.Pending[i], pending)
+	t.Running[i] = max(t.Running[i], running)
 	t.Desired[i] = max(t.Desired[i], desired)
 	t.Workers[i] = max(t.Workers[i], workers)
-	t.last = [3]int{pending, desired, workers}
+	t.last = cur
+}
+
+// finish carries the last values to the window's end.
+func (t *Timeline) finish() {
+	if t == nil {
+		return
+	}
+	for len(t.Pending) < t.buckets {
+		t.Pending = append(t.Pending, t.last[0])
+		t.Running = append(t.Running, t.last[1])
+		t.Desired = append(t.Desired, t.last[2])
+		t.Workers = append(t.Workers, t.last[3])
+	}
+}
+
+// keepWaits samples sorted waits at evenly spaced ranks.
+func keepWaits(sorted []float64) []float64 {
+	if len(sorted) <= waitPoints {
+		return slices.Clone(sorted)
+	}
+	out := make([]float64, waitPoints)
+	for i := range out {
+		out[i] = sorted[(i*(len(sorted)-1))/(waitPoints-1)]
+	}
+	return out
 }
 
 // Timeline returns the run's timeline, if it was recorded.
@@ -81,6 +142,7 @@ func measure(w *world, end time.Duration) Result {
 		waits[i] = (s - w.jobs[i].Queued).Seconds()
 	}
 	r.WaitP50, r.WaitP95, r.WaitP99, r.WaitMax = percentiles(waits)
+	r.waits = keepWaits(waits)
 	for _, wk := range w.workers {
 		stop := wk.stopped
 		if wk.state != wStopped {
@@ -122,8 +184,9 @@ type Report struct {
 // PoolReport holds a pool's runs: the configuration first, then the
 // oracle and the anchors when compared.
 type PoolReport struct {
-	Pool string   `json:"pool"`
-	Runs []Result `json:"runs"`
+	Pool       string   `json:"pool"`
+	MaxWorkers int      `json:"max_workers"`
+	Runs       []Result `json:"runs"`
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -143,8 +206,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for _, p := range r.Pools {
 		fmt.Fprintf(&b, "\n### Pool %s\n\n", p.Pool)
 		b.WriteString(TableHeader)
-		for _, x := range p.Runs {
-			b.WriteString(x.Row())
+		for i, x := range p.Runs {
+			b.WriteString(x.Row(p.note(i)))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -152,11 +215,38 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 }
 
 // TableHeader is the Markdown table header of Row.
-const TableHeader = "| run | jobs | wait p50 | wait p95 | wait p99 | wait max | worker-s | vs oracle | utilization | started | stopped | peak |\n" +
-	"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+const TableHeader = "| run | jobs | wait p50 | wait p95 | wait p99 | wait max | worker-s | vs oracle | utilization | started | stopped | peak | notes |\n" +
+	"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
 
-// Row is the result as a Markdown table row.
-func (x Result) Row() string {
+// note is what the notes column says of the pool's i-th run: the limits
+// that bound the configuration's run, the cap the oracle was computed
+// under, an anchor's knobs and whether it is better than the
+// configuration on both wait and cost (ties count against the
+// configuration).
+func (p PoolReport) note(i int) string {
+	x := p.Runs[i]
+	var parts []string
+	if x.Knobs != "" {
+		parts = append(parts, x.Knobs)
+	}
+	if x.CappedAt > 0 {
+		parts = append(parts, fmt.Sprintf("under max_workers %d: jobs queue for a slot", x.CappedAt))
+	}
+	for _, b := range x.Bounds {
+		parts = append(parts, "bound by "+b.String())
+	}
+	if i > 0 && x.Run != "oracle" && len(p.Runs) > 0 {
+		if Covers(x, p.Runs[0]) {
+			parts = append(parts, "better than "+p.Runs[0].Run+" on both wait and cost")
+		} else {
+			parts = append(parts, "not better than "+p.Runs[0].Run+" on both")
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Row is the result as a Markdown table row, with a note.
+func (x Result) Row(note string) string {
 	vs := "-"
 	if x.VsOracle > 0 {
 		vs = fmt.Sprintf("%.2f×", x.VsOracle)
@@ -165,9 +255,9 @@ func (x Result) Row() string {
 	if x.Unfinished > 0 {
 		jobs += fmt.Sprintf(" (%d never ran)", x.Unfinished)
 	}
-	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %.0f | %s | %.0f%% | %d | %d | %d |\n",
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %.0f | %s | %.0f%% | %d | %d | %d | %s |\n",
 		x.Run, jobs, secs(x.WaitP50), secs(x.WaitP95), secs(x.WaitP99), secs(x.WaitMax),
-		x.WorkerSeconds, vs, 100*x.Utilization, x.Started, x.Stopped, x.Peak)
+		x.WorkerSeconds, vs, 100*x.Utilization, x.Started, x.Stopped, x.Peak, note)
 }
 
 func secs(s float64) string {

@@ -25,8 +25,10 @@ type Options struct {
 	Seed uint64
 	// Compare adds the oracle and the anchors.
 	Compare bool
-	// Timeline records the configuration's run for a plot.
+	// Timeline records every run for a plot, from From to To (offsets
+	// from the trace's start; To 0: to the end).
 	Timeline bool
+	From, To time.Duration
 }
 
 // Simulate replays the trace through the engine with each pool's
@@ -37,6 +39,9 @@ func Simulate(o Options) (*Report, error) {
 	}
 	if o.Provisioning.Median <= 0 {
 		return nil, fmt.Errorf("simulate: the provisioning time must be positive")
+	}
+	if o.From < 0 || (o.To > 0 && o.To <= o.From) {
+		return nil, fmt.Errorf("simulate: the plot window from %s to %s is empty: --to must be after --from", o.From, o.To)
 	}
 	label := o.Label
 	if label == "" {
@@ -74,15 +79,20 @@ func Simulate(o Options) (*Report, error) {
 		if len(jobs) == 0 {
 			continue
 		}
+		win := o.window(jobs)
 		runs := []func() Result{func() Result {
-			r := RunEngine(o.Trace, jobs, pc, o.Provisioning, o.Seed, o.Timeline)
+			r := runEngine(o.Trace, jobs, pc, o.Provisioning, o.Seed, win)
 			r.Run = label
 			return r
 		}}
 		if o.Compare {
-			runs = append(runs, func() Result { return Oracle(jobs, o.Provisioning.Median, pc.Settings.JobsPerWorker) })
-			for _, a := range Anchors {
-				runs = append(runs, func() Result { return RunAnchor(a, o.Trace, jobs, pc, o.Provisioning, o.Seed) })
+			runs = append(runs, func() Result {
+				r := OracleUnder(jobs, o.Provisioning.Median, pc.Settings.JobsPerWorker, pc.Settings.MaxWorkers)
+				r.timeline = oracleTimeline(r, win.timeline())
+				return r
+			})
+			for _, a := range DefaultAnchors(pc.Settings) {
+				runs = append(runs, func() Result { return runAnchor(a, o.Trace, jobs, pc, o.Provisioning, o.Seed, win) })
 			}
 		}
 		results := Parallel(runs)
@@ -92,7 +102,10 @@ func Simulate(o Options) (*Report, error) {
 		if o.Compare {
 			SetVsOracle(results, results[1])
 		}
-		rep.Pools = append(rep.Pools, PoolReport{Pool: string(pc.Name), Runs: results})
+		if n := boundsNote(string(pc.Name), results[0]); n != "" {
+			rep.Notes = append(rep.Notes, n)
+		}
+		rep.Pools = append(rep.Pools, PoolReport{Pool: string(pc.Name), MaxWorkers: pc.Settings.MaxWorkers, Runs: results})
 	}
 	if len(rep.Pools) == 0 {
 		return rep, fmt.Errorf("simulate: no job of the trace belongs to a configured pool")
@@ -121,45 +134,73 @@ func Parallel(runs []func() Result) []Result {
 }
 
 // RunEngine replays jobs (of one pool) through the daemon's engine with
-// the pool's configuration.
+// the pool's configuration, with a timeline of the whole run if asked.
 func RunEngine(tr *Trace, jobs []Job, pc engine.PoolConfig, prov Provisioning, seed uint64, timeline bool) Result {
+	return runEngine(tr, jobs, pc, prov, seed, Options{Timeline: timeline}.window(jobs))
+}
+
+func runEngine(tr *Trace, jobs []Job, pc engine.PoolConfig, prov Provisioning, seed uint64, win window) Result {
 	began := time.Now()
 	c := newEngineCtl(pc)
-	w := newWorld(tr, jobs, pc.Settings.JobsPerWorker, prov, seed, c, timelineFor(jobs, timeline))
+	w := newWorld(tr, jobs, pc.Settings.JobsPerWorker, prov, seed, c, win.timeline())
 	c.start(w)
 	end := w.run()
+	w.tl.finish()
 	r := measure(w, end)
 	r.Run, r.Pool, r.timeline, r.Elapsed = "config", string(pc.Name), w.tl, time.Since(began)
+	r.Bounds = c.bounds.result(end)
 	return r
 }
 
-// RunAnchor replays jobs under an anchor's formula, with the pool's knobs
-// mapped onto the anchor's.
-func RunAnchor(name string, tr *Trace, jobs []Job, pc engine.PoolConfig, prov Provisioning, seed uint64) Result {
+// RunAnchor replays jobs under an anchor's formula, with the pool's
+// max_workers and jobs_per_worker mapped onto the anchor's.
+func RunAnchor(a Anchor, tr *Trace, jobs []Job, pc engine.PoolConfig, prov Provisioning, seed uint64) Result {
+	return runAnchor(a, tr, jobs, pc, prov, seed, window{})
+}
+
+func runAnchor(a Anchor, tr *Trace, jobs []Job, pc engine.PoolConfig, prov Provisioning, seed uint64, win window) Result {
 	began := time.Now()
-	ctl := newAnchor(name, pc.Settings)
-	if ctl == nil {
-		return Result{Run: name + " (unknown)"}
-	}
 	slots := pc.Settings.JobsPerWorker
-	if name == AnchorARC || name == AnchorKEDA {
+	if a.ephemeral {
 		slots = 1 // one job per runner / Kubernetes Job
 	}
-	w := newWorld(tr, jobs, slots, prov, seed, ctl, nil)
+	w := newWorld(tr, jobs, slots, prov, seed, a.make(pc.Settings), win.timeline())
 	end := w.run()
+	w.tl.finish()
 	r := measure(w, end)
-	r.Run, r.Pool, r.Elapsed = name, string(pc.Name), time.Since(began)
+	r.Run, r.Knobs, r.Pool, r.timeline, r.Elapsed = a.Name, a.Knobs, string(pc.Name), w.tl, time.Since(began)
 	return r
 }
 
-func timelineFor(jobs []Job, on bool) *Timeline {
-	if !on || len(jobs) == 0 {
+// window is the stretch of a run a timeline covers; on false: none.
+type window struct {
+	on       bool
+	from, to time.Duration
+}
+
+// timelineBuckets is how many points a timeline has across its window.
+const timelineBuckets = 720
+
+func (w window) timeline() *Timeline {
+	if !w.on {
 		return nil
+	}
+	return newTimeline(w.from, w.to, timelineBuckets)
+}
+
+// window is the options' plot window over jobs: From to To, or to ten
+// minutes after the longest job could have ended.
+func (o Options) window(jobs []Job) window {
+	if !o.Timeline || len(jobs) == 0 {
+		return window{}
 	}
 	var longest time.Duration
 	for _, j := range jobs {
 		longest = max(longest, j.Duration)
 	}
-	span := jobs[len(jobs)-1].Queued + longest + 10*time.Minute
-	return newTimeline(span / 720)
+	w := window{on: true, from: max(o.From, 0), to: o.To}
+	if w.to <= w.from {
+		w.to = jobs[len(jobs)-1].Queued + longest + 10*time.Minute
+	}
+	return w
 }

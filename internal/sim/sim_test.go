@@ -81,7 +81,7 @@ func TestThreeJobsHandComputed(t *testing.T) {
 		// Ephemeral runners: R1 100-160 (A waits 10), R2 120-140 (B
 		// waits 10), R3 created at 155, ready 165, runs C to 185 (waits
 		// 10). Cost 60 + 20 + 30 = 110.
-		r := RunAnchor(AnchorARC, tr, tr.Jobs, poolConfig(nil), tenSeconds, 1)
+		r := RunAnchor(ARC(0), tr, tr.Jobs, poolConfig(nil), tenSeconds, 1)
 		check(t, r, want{10, 10, 10, 110, 80, 3, 3, 2})
 	})
 	t.Run("KEDA ScaledJob", func(t *testing.T) {
@@ -90,12 +90,12 @@ func TestThreeJobsHandComputed(t *testing.T) {
 		// running and one job exists: nothing. C waits until A's job ends
 		// at 180: the poll then creates one, ready 190 (C waits 35).
 		// Cost (140-120) + (180-120) + (210-180) = 110.
-		r := RunAnchor(AnchorKEDA, tr, tr.Jobs, poolConfig(nil), tenSeconds, 1)
+		r := RunAnchor(KEDA(30*time.Second), tr, tr.Jobs, poolConfig(nil), tenSeconds, 1)
 		check(t, r, want{30, 35, 35, 110, 80, 3, 3, 2})
 	})
 	t.Run("GitLab runner", func(t *testing.T) {
 		// idle_count 0, idle_time 30 s: the same as the engine here.
-		r := RunAnchor(AnchorGitLab, tr, tr.Jobs, poolConfig(nil), tenSeconds, 1)
+		r := RunAnchor(GitLab(0, 30*time.Second), tr, tr.Jobs, poolConfig(nil), tenSeconds, 1)
 		check(t, r, want{10, 10, 10, 175, 80, 2, 2, 2})
 	})
 	t.Run("HPA", func(t *testing.T) {
@@ -105,7 +105,7 @@ func TestThreeJobsHandComputed(t *testing.T) {
 		// recommendation of 2 (last made at 135) leaves the 300 s window
 		// at 435: H2 stops. H1 stays (minReplicas) until the run ends an
 		// hour after the last job (175 + 3600). Cost 3775 + 315.
-		r := RunAnchor(AnchorHPA, tr, tr.Jobs, poolConfig(nil), tenSeconds, 1)
+		r := RunAnchor(HPA(1, 300*time.Second), tr, tr.Jobs, poolConfig(nil), tenSeconds, 1)
 		check(t, r, want{0, 10, 10, 4090, 80, 2, 1, 2})
 	})
 }

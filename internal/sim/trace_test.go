@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,7 +150,7 @@ func TestReadTraceSniffsTheFormat(t *testing.T) {
 }
 
 func TestGenerate(t *testing.T) {
-	for _, kind := range []string{Steady, Burst, Diurnal} {
+	for _, kind := range Kinds {
 		t.Run(kind, func(t *testing.T) {
 			a, err := Generate(GenOptions{Kind: kind, Seed: 7})
 			if err != nil {
@@ -166,7 +167,7 @@ func TestGenerate(t *testing.T) {
 			o, _ := StandardGen(kind, 7)
 			perHour := float64(len(a.Jobs)) / o.Span.Hours()
 			switch kind {
-			case Steady, Diurnal: // 60 jobs/h on average
+			case Steady, Diurnal, HeavyTail: // 60 jobs/h on average
 				if perHour < 50 || perHour > 70 {
 					t.Errorf("%.1f jobs/h", perHour)
 				}
@@ -197,16 +198,89 @@ func TestGenerate(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Generate(GenOptions{Kind: "weekly"}); err == nil {
-		t.Errorf("unknown kind accepted")
+	if _, err := Generate(GenOptions{Kind: "weekly"}); err == nil || !strings.Contains(err.Error(), "ciweek") {
+		t.Errorf("unknown kind: %v", err)
 	}
+}
+
+// The shapes the standard ones lack: spikes nobody announced,
+// heavy-tailed running times, a CI week with nights and weekends.
+func TestGenerateNewShapes(t *testing.T) {
+	gen := func(kind string) *Trace {
+		t.Helper()
+		tr, err := Generate(GenOptions{Kind: kind, Seed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	t.Run("spikes", func(t *testing.T) {
+		// Six minutes hold 10 to 40 jobs each above a 40/h baseline
+		// (under 3 jobs in a typical minute).
+		perMinute := map[time.Duration]int{}
+		for _, j := range gen(Spikes).Jobs {
+			perMinute[j.Queued.Truncate(time.Minute)]++
+		}
+		busy := 0
+		for _, n := range perMinute {
+			if n >= 10 {
+				busy++
+			}
+		}
+		if busy < 5 || busy > 12 { // a spike may straddle two minutes
+			t.Errorf("%d minutes with 10 jobs or more, want the 6 spikes", busy)
+		}
+	})
+	t.Run("heavytail", func(t *testing.T) {
+		tr := gen(HeavyTail)
+		var ds []time.Duration
+		for _, j := range tr.Jobs {
+			ds = append(ds, j.Duration)
+		}
+		slices.Sort(ds)
+		med, p99, top := ds[len(ds)/2], ds[len(ds)*99/100], ds[len(ds)-1]
+		if med < 45*time.Second || med > 75*time.Second || p99 < 20*med || top > 4*time.Hour {
+			t.Errorf("median %v, p99 %v, max %v: want a 1-minute median, a tail beyond 20 medians, capped at 4h", med, p99, top)
+		}
+	})
+	t.Run("ciweek", func(t *testing.T) {
+		tr := gen(CIWeek)
+		var weekdayNoon, weekdayNight, weekend, nightly, batched int
+		for i, j := range tr.Jobs {
+			at := tr.Start.Add(j.Queued)
+			switch wd, h := at.Weekday(), at.Hour(); {
+			case wd == time.Saturday || wd == time.Sunday:
+				weekend++
+			case at.Hour() == 2 && at.Minute() == 0 && at.Second() == 0:
+				nightly++
+			case h >= 10 && h < 11:
+				weekdayNoon++
+			case h >= 3 && h < 4:
+				weekdayNight++
+			}
+			if i > 0 && j.Queued == tr.Jobs[i-1].Queued {
+				batched++
+			}
+		}
+		// Per hour: 10-11h on five weekdays against 03-04h, and against
+		// the 48 weekend hours.
+		if weekdayNoon < 20*weekdayNight || float64(weekend)/48 > float64(weekdayNoon)/5/10 {
+			t.Errorf("weekday 10-11h %d, 03-04h %d, weekend %d: no nights or weekends", weekdayNoon, weekdayNight, weekend)
+		}
+		if nightly != 5*20 {
+			t.Errorf("%d jobs queued at 02:00:00 on weekdays, want 5 nightly runs of 20", nightly)
+		}
+		if batched < len(tr.Jobs)/2 {
+			t.Errorf("%d of %d jobs queued at the same instant as the one before: pipelines should queue several at once", batched, len(tr.Jobs))
+		}
+	})
 }
 
 // The committed standard traces are what the generator gives for their
 // seeds (go test ./internal/sim -run TestStandardTraces -update rewrites
 // them).
 func TestStandardTraces(t *testing.T) {
-	for _, kind := range []string{Steady, Burst, Diurnal} {
+	for _, kind := range Kinds {
 		tr, err := Generate(GenOptions{Kind: kind, Seed: StandardSeed})
 		if err != nil {
 			t.Fatal(err)

@@ -38,7 +38,7 @@ type event struct {
 	wk   *worker
 }
 
-func (a *event) less(b *event) bool {
+func eventBefore(a, b *event) bool {
 	if a.at != b.at {
 		return a.at < b.at
 	}
@@ -46,47 +46,6 @@ func (a *event) less(b *event) bool {
 		return a.kind < b.kind
 	}
 	return a.seq < b.seq
-}
-
-// eventQueue is a binary min-heap (typed, to keep the hot path free of
-// interface calls).
-type eventQueue []event
-
-func (q *eventQueue) push(e event) {
-	*q = append(*q, e)
-	h := *q
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !h[i].less(&h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-}
-
-func (q *eventQueue) pop() event {
-	h := *q
-	top := h[0]
-	n := len(h) - 1
-	h[0] = h[n]
-	h = h[:n]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && h[l].less(&h[m]) {
-			m = l
-		}
-		if r < n && h[r].less(&h[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	*q = h
-	return top
 }
 
 type wState uint8
@@ -155,7 +114,7 @@ type world struct {
 	boot func(*rand.Rand) time.Duration
 	rng  *rand.Rand
 
-	q      eventQueue
+	q      minHeap[event]
 	seq    uint64
 	wakeAt time.Duration
 
@@ -180,7 +139,7 @@ func newWorld(tr *Trace, jobs []Job, slots int, prov Provisioning, seed uint64, 
 		boot: lognormal(prov.Median, prov.P95), rng: rand.New(rand.NewPCG(seed, 0x70726f76)),
 		wakeAt: -1, startedAt: make([]time.Duration, len(jobs)), ctl: ctl, tl: tl,
 	}
-	w.q = make(eventQueue, 0, 1024)
+	w.q = minHeap[event]{items: make([]event, 0, 1024), less: eventBefore}
 	// The controller starts at 0, before any job: min_workers and warm
 	// workers boot then, as they do when the daemon starts.
 	w.wakeAt = 0
@@ -348,14 +307,14 @@ func (w *world) apply(e event) {
 // stopped, or tail after the last job finished, whichever comes first.
 func (w *world) run() time.Duration {
 	var allDone time.Duration = -1
-	for len(w.q) > 0 {
-		t := w.q[0].at
+	for w.q.len() > 0 {
+		t := w.q.top().at
 		if allDone >= 0 && t > allDone+tail {
 			w.now = allDone + tail
 			break
 		}
 		w.now = t
-		for len(w.q) > 0 && w.q[0].at == t {
+		for w.q.len() > 0 && w.q.top().at == t {
 			e := w.q.pop()
 			if e.kind == evWake && e.at != w.wakeAt {
 				continue // superseded
@@ -375,7 +334,7 @@ func (w *world) run() time.Duration {
 		}
 		w.peak = max(w.peak, w.alive())
 		if w.tl != nil {
-			w.tl.record(w.now, w.pendingJobs(), w.ctl.desired(), w.alive())
+			w.tl.record(w.now, w.pendingJobs(), w.running, w.ctl.desired(), w.alive())
 		}
 		if w.done == len(w.jobs) {
 			if allDone < 0 {
@@ -386,7 +345,7 @@ func (w *world) run() time.Duration {
 			}
 		}
 	}
-	if allDone >= 0 && w.alive() > 0 && len(w.q) == 0 {
+	if allDone >= 0 && w.alive() > 0 && w.q.len() == 0 {
 		// Nothing will ever stop them: charge them the whole tail.
 		w.now = max(w.now, allDone+tail)
 	}

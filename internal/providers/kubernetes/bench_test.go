@@ -89,7 +89,7 @@ func benchDaemon(b *testing.B, c *k8scluster.Cluster) {
 	pool := k8sPool(c, "k8s", ns)
 	pool.MaxWorkers = scaleUpPods
 	pool.MaxConcurrentProvisioning = scaleUpPods
-	pool.IdleTimeout = config.Duration(time.Hour)
+	pool.IdleTimeout = config.Fixed(time.Hour)
 	pool.ProvisionTimeout = config.Duration(5 * time.Minute)
 	pool.Resources = benchResources // 200 x 250m would not fit the kwok node's 32 CPUs
 	cfg := daemonConfig(b, owner, pool)

@@ -362,7 +362,7 @@ func TestDaemonDockerAndKubernetesPools(t *testing.T) {
 	dock.Name = "dock"
 	dock.Provider = "docker"
 	dock.MaxWorkers = 5
-	dock.IdleTimeout = config.Duration(time.Second)
+	dock.IdleTimeout = config.Fixed(time.Second)
 	dock.StopGracePeriod = config.Duration(5 * time.Second)
 	dock.Env = map[string]string{"HODEI_NATS_URL": natsURL}
 	dock.Resources = domain.Resources{CPUMillis: 250, MemoryMB: 64}

@@ -267,7 +267,7 @@ func k8sPool(c *k8scluster.Cluster, name, ns string) config.Pool {
 	p.Provider = "kubernetes"
 	p.MaxWorkers = 10
 	p.JobsPerWorker = 1
-	p.IdleTimeout = config.Duration(time.Second)
+	p.IdleTimeout = config.Fixed(time.Second)
 	p.ProvisionTimeout = config.Duration(30 * time.Second)
 	p.StopGracePeriod = config.Duration(time.Second)
 	p.MaxConcurrentProvisioning = 10
