@@ -29,8 +29,14 @@ func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *p
 	for i, s := range domain.WorkerStates {
 		g.workers[i] = m.Workers.WithLabelValues(name, string(s))
 	}
-	// Alerts watch increase(expired_jobs_total): the series starts at 0.
+	// The pool's counters and histograms exist from the start, empty: a
+	// series that appears with its first observations already in shows
+	// no rate and no increase (alerts watch increase(expired_jobs_total);
+	// the dashboard's quantiles are of rates).
 	m.ExpiredJobs.WithLabelValues(name)
+	m.Reaction.WithLabelValues(name)
+	m.JobWait.WithLabelValues(name)
+	m.ProvisionDuration.WithLabelValues(name, provider)
 	return g
 }
 
