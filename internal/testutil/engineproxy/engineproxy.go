@@ -318,4 +318,3 @@ func (p *Proxy) delayedCreate(w http.ResponseWriter, r *http.Request, delay time
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(respBody)
 }
-
