@@ -1,8 +1,6 @@
 package deploy_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -13,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,10 +22,12 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/app"
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/apptest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/dockertest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/engineproxy"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/realtools"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/syncbuf"
 )
 
 // The dashboard and the alert rules against the programs that consume
@@ -80,26 +79,13 @@ func TestPrometheusScrapesTheDaemon(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var daemonLog syncBuf
-	a, err := app.New(ctx, cfg, app.Options{Logger: zerolog.New(&daemonLog).With().Timestamp().Logger(), Version: "e2e-test"})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	var daemonLog syncbuf.Buffer
+	a := apptest.Run(t, cfg, app.Options{Logger: zerolog.New(&daemonLog).With().Timestamp().Logger(), Version: "e2e-test"})
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon stopped with %v", err)
-		}
 		if t.Failed() {
-			lines := strings.Split(daemonLog.String(), "\n")
-			t.Logf("daemon log (last 60 lines):\n%s", strings.Join(lines[max(len(lines)-60, 0):], "\n"))
+			t.Logf("daemon log (last 60 lines):\n%s", daemonLog.Tail(60))
 		}
 	})
-	bustest.Eventually(t, 30*time.Second, "daemon ready", a.Ready)
 
 	prom := startPrometheus(t, promBin, a.HTTPAddr())
 	bustest.Eventually(t, 30*time.Second, "Prometheus scraping the daemon", func() bool {
@@ -215,7 +201,7 @@ func startPrometheus(t *testing.T, bin, target string) *prometheus {
 	addr := fmt.Sprintf("127.0.0.1:%d", bustest.FreePort(t))
 	cmd := exec.Command(bin, "--config.file="+confPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
-	var logs syncBuf
+	var logs syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting prometheus: %v", err)
@@ -376,21 +362,4 @@ func scrapeNames(t *testing.T, u string) map[string]bool {
 		out[name] = true
 	}
 	return out
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/dockertest"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/syncbuf"
 )
 
 // Hot reload on the real Docker engine, with the example worker running
@@ -62,25 +62,13 @@ func TestDockerHotReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncLog
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := New(ctx, loaded, Options{Logger: zerolog.New(&logs).With().Timestamp().Logger(), ConfigFile: path, WatchSettle: 50 * time.Millisecond})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	var logs syncbuf.Buffer
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon stopped with %v", err)
-		}
 		if t.Failed() {
-			t.Logf("daemon log:\n%s", tail(logs.String(), 80))
+			t.Logf("daemon log:\n%s", logs.Tail(80))
 		}
 	})
-	bustest.Eventually(t, 30*time.Second, "daemon ready", a.Ready)
+	a := runApp(t, loaded, Options{Logger: zerolog.New(&logs).With().Timestamp().Logger(), ConfigFile: path, WatchSettle: 50 * time.Millisecond})
 	_, js := bustest.Connect(t, a.BusURL())
 	jobs := bustest.NewJobs(t, js)
 	out := bustest.Collect(t, js)
@@ -146,7 +134,7 @@ func TestDockerHotReload(t *testing.T) {
 			t.Errorf("create at %v, decision at %v: not in the same reconcile", e.At, decision.At)
 		}
 	}
-	took := logs.field(t, "config reloaded", "took")
+	took := logs.Entry("config reloaded")["took"]
 	t.Logf("raise max_workers 1 -> 4: reload (read, validate, apply) took %s; file written -> decision and its 3 creates, in one reconcile, %v",
 		took, decision.At.Sub(written).Round(time.Millisecond))
 	bustest.Eventually(t, 60*time.Second, "4 workers running 4 jobs", func() bool { return running("main") == 4 && started("main") == 4 })
@@ -167,7 +155,7 @@ func TestDockerHotReload(t *testing.T) {
 	bustest.Eventually(t, 10*time.Second, "reload rejected", func() bool {
 		return testutil.ToFloat64(a.m.ConfigReloads.WithLabelValues(metrics.ReloadRejected)) == 1
 	})
-	if !strings.Contains(logs.entry(t, "config reload refused: the new config is invalid; the running config stays in force"), "max_workers") {
+	if !strings.Contains(fmt.Sprint(logs.Entry("config reload refused: the new config is invalid; the running config stays in force")["problems"]), "max_workers") {
 		t.Error("the refusal does not name max_workers")
 	}
 	if !a.Ready() || testutil.ToFloat64(a.m.MaxWorkers.WithLabelValues("main")) != 1 {
@@ -212,22 +200,4 @@ func TestDockerHotReload(t *testing.T) {
 	if n := len(out.OfType(bustest.Lifecycle(domain.LifecycleFailed))); n != 0 {
 		t.Errorf("%d workers failed", n)
 	}
-}
-
-// field returns a field of the first log line with message msg.
-func (l *syncLog) field(t *testing.T, msg, key string) string {
-	t.Helper()
-	var e map[string]any
-	if err := json.Unmarshal([]byte(l.entry(t, msg)), &e); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprint(e[key])
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/syncbuf"
 )
 
 // writeConfigFile writes cfg as YAML to path.
@@ -75,24 +76,10 @@ func TestReloadCycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncLog
+	var logs syncbuf.Buffer
 	f := &fakes{byKey: map[string][]*fakeprovider.Provider{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := New(ctx, loaded, Options{Logger: zerolog.New(&logs), Providers: f.build, ConfigFile: path,
+	a := runApp(t, loaded, Options{Logger: zerolog.New(&logs), Providers: f.build, ConfigFile: path,
 		WatchSettle: 20 * time.Millisecond, WatchPoll: time.Hour})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon stopped with %v", err)
-		}
-	})
-	bustest.Eventually(t, 10*time.Second, "ready", a.Ready)
 	_, js := bustest.Connect(t, a.BusURL())
 	jobs := bustest.NewJobs(t, js)
 	for i := range 6 {
@@ -120,7 +107,7 @@ func TestReloadCycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	bustest.Eventually(t, 10*time.Second, "reload rejected", func() bool { return reloads(metrics.ReloadRejected) == 1 })
-	refused := logs.entry(t, "config reload refused: the new config is invalid; the running config stays in force")
+	refused := fmt.Sprint(logs.Entry("config reload refused: the new config is invalid; the running config stays in force")["problems"])
 	if !strings.Contains(refused, "max_wrokers") || !strings.Contains(refused, "min_workers") {
 		t.Errorf("the refusal does not name every problem: %s", refused)
 	}
@@ -168,32 +155,24 @@ func TestReloadCycle(t *testing.T) {
 	}
 }
 
-// syncLog collects log lines.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// entry returns the first log line with message msg.
-func (l *syncLog) entry(t *testing.T, msg string) string {
+// runApp runs a daemon on cfg until the end of the test, and waits until
+// it is ready.
+func runApp(t *testing.T, cfg config.Config, opt Options) *App {
 	t.Helper()
-	for _, line := range strings.Split(l.String(), "\n") {
-		if strings.Contains(line, `"message":"`+msg+`"`) {
-			return line
-		}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := New(ctx, cfg, opt)
+	if err != nil {
+		cancel()
+		t.Fatalf("starting the daemon: %v", err)
 	}
-	t.Fatalf("no log line %q", msg)
-	return ""
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon stopped with %v", err)
+		}
+	})
+	bustest.Eventually(t, 30*time.Second, "daemon ready", a.Ready)
+	return a
 }

@@ -18,8 +18,10 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/poolstatus"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/reconciler"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/apptest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/syncbuf"
 )
 
 func TestAge(t *testing.T) {
@@ -98,21 +100,12 @@ func daemon(t *testing.T) (*app.App, *bustest.Jobs, map[string]*fakeprovider.Pro
 	}
 	var mu sync.Mutex
 	fakes := map[string]*fakeprovider.Provider{}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, app.Options{Logger: zerolog.New(io.Discard), Providers: func(_ string, pc config.Pool, _ zerolog.Logger) (providers.Provider, error) {
+	a := apptest.Run(t, cfg, app.Options{Logger: zerolog.New(io.Discard), Providers: func(_ string, pc config.Pool, _ zerolog.Logger) (providers.Provider, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		fakes[pc.Name] = fakeprovider.New(pc.PoolName())
 		return fakes[pc.Name], nil
 	}})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	bustest.Eventually(t, 10*time.Second, "daemon ready", a.Ready)
 	_, js := bustest.Connect(t, a.BusURL())
 	return a, bustest.NewJobs(t, js), fakes
 }
@@ -170,7 +163,7 @@ func TestShowAgainstARunningDaemon(t *testing.T) {
 	}
 
 	// --watch prints again when the figures change, and only then.
-	var wout syncBuffer
+	var wout syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -199,21 +192,4 @@ func TestShowNamesAnUnreachableDaemon(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the daemon at 127.0.0.1:1") {
 		t.Errorf("error %v", err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
