@@ -66,7 +66,7 @@ func TestPrometheusScrapesTheDaemon(t *testing.T) {
 	p := config.PoolDefaults()
 	p.Name = pool
 	p.MaxWorkers = 3
-	p.IdleTimeout = config.Duration(2 * time.Second)
+	p.IdleTimeout = config.Fixed(2 * time.Second)
 	p.StopGracePeriod = config.Duration(5 * time.Second)
 	p.Docker.Host = px.Host()
 	p.Docker.Image = image

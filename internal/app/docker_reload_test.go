@@ -52,7 +52,7 @@ func TestDockerHotReload(t *testing.T) {
 		p.Env = map[string]string{"HODEI_NATS_URL": fmt.Sprintf("nats://127.0.0.1:%d", port)}
 		p.Resources = domain.Resources{CPUMillis: 100, MemoryMB: 32}
 		p.MaxWorkers = max
-		p.IdleTimeout = config.Duration(time.Second)
+		p.IdleTimeout = config.Fixed(time.Second)
 		p.StopGracePeriod = config.Duration(10 * time.Second)
 		return p
 	}

@@ -99,6 +99,8 @@ func drainSettings(s policy.Settings) policy.Settings {
 	s.Schedules = nil
 	s.ScaleUp, s.ScaleDown = policy.Behavior{}, policy.Behavior{}
 	s.StabilizationWindow = 0
+	s.TargetWaitP95, s.TargetWaitP99, s.TargetWaitAuto = 0, 0, false
+	s.IdleTimeoutAuto, s.IdleTimeoutMin, s.IdleTimeoutMax = false, 0, 0
 	s.IdleTimeout = 0
 	return s
 }

@@ -211,3 +211,25 @@ func TestAddPoolFoldsTheRetainedStreamAgain(t *testing.T) {
 		t.Error("CaughtUp reported a fold with nothing left to fold")
 	}
 }
+
+// A removed pool stops its idle workers at once whatever its warm-buffer
+// and idle-hold settings were (idle_workers: auto, wait targets,
+// idle_timeout: auto).
+func TestRemovePoolIgnoresWarmBufferAndIdleHold(t *testing.T) {
+	h := newHarness(t, func(c *PoolConfig) {
+		c.Settings.MinWorkers = 2
+		c.Settings.IdleAuto, c.Settings.TargetWaitAuto = true, true
+		c.Settings.IdleTimeoutAuto, c.Settings.IdleTimeoutMin = true, time.Hour
+		c.Settings.IdleTimeout = time.Hour
+	})
+	h.start()
+	ws := h.ready(h.fx.Ops)
+	h.reconcile()
+	if len(ws) < 2 {
+		t.Fatalf("%d workers at min_workers 2", len(ws))
+	}
+	h.e.RemovePool(testPool)
+	if got := stops(h.reconcile().Ops); len(got) != len(ws) {
+		t.Errorf("removal stopped %d of %d idle workers", len(got), len(ws))
+	}
+}

@@ -92,7 +92,7 @@ func daemon(t *testing.T) (*app.App, *bustest.Jobs, map[string]*fakeprovider.Pro
 		p.Docker.Image = "unused"
 		p.MaxWorkers = 3
 		p.JobsPerWorker = 2
-		p.IdleTimeout = config.Duration(time.Hour)
+		p.IdleTimeout = config.Fixed(time.Hour)
 		cfg.Pools = append(cfg.Pools, p)
 	}
 	if err := cfg.Validate(); err != nil {

@@ -23,7 +23,7 @@ func TestChangedAndLocation(t *testing.T) {
 		changed bool
 		moved   bool
 	}{
-		{"max_workers only", base, func(p *config.Pool) { p.MaxWorkers = 99; p.IdleTimeout = config.Duration(time.Hour) }, false, false},
+		{"max_workers only", base, func(p *config.Pool) { p.MaxWorkers = 99; p.IdleTimeout = config.Fixed(time.Hour) }, false, false},
 		{"image", base, func(p *config.Pool) { p.Docker.Image = "img:2" }, true, false},
 		{"env", base, func(p *config.Pool) { p.Env = map[string]string{"A": "1"} }, true, false},
 		{"slots", base, func(p *config.Pool) { p.JobsPerWorker = 3 }, true, false},
