@@ -29,14 +29,14 @@ run: build worker-image ## start the daemon on config.example.yaml (embedded NAT
 jobs: build ## queue N jobs of DURATION on POOL (while make run is running)
 	./$(BIN)/autoscaler queue --config $(CONFIG) --pool $(POOL) --count $(N) --duration $(DURATION)
 
-status: ## what the daemon sees, per pool
-	@curl -s http://127.0.0.1:9090/v1/pools
+status: build ## what the daemon sees, per pool (WATCH=1 keeps watching)
+	@./$(BIN)/autoscaler status --config $(CONFIG) $(if $(WATCH),--watch)
 
 test: k8s-tools tools ## everything: unit, NATS, Docker, Kubernetes, Helm and Prometheus tests, with the race detector
 	$(GO) test -race -count=1 -timeout 45m ./...
 
 test-unit: ## the fast part: no Docker, no control plane
-	$(GO) test -race -short ./internal/domain/... ./internal/policy/... ./internal/config/... ./internal/engine/... ./internal/reconciler/... ./internal/logging/... ./internal/clock/... ./internal/events/... ./internal/lease/... ./internal/sim/... ./internal/providers/kubernetes/... ./cmd/...
+	$(GO) test -race -short ./internal/domain/... ./internal/policy/... ./internal/config/... ./internal/engine/... ./internal/reconciler/... ./internal/logging/... ./internal/clock/... ./internal/events/... ./internal/lease/... ./internal/sim/... ./internal/providers/kubernetes/... ./internal/configwatch/... ./internal/poolstatus/... ./internal/metrics/... ./cmd/...
 
 test-k8s: k8s-tools ## only the Kubernetes provider, against the test control plane
 	REQUIRE_K8S=1 $(GO) test -race -count=1 -timeout 30m ./internal/providers/kubernetes/

@@ -76,6 +76,11 @@ func TestPositionalArguments(t *testing.T) {
 		{[]string{"version", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"simulate", "--generate", "burst", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"help", "run", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"status", missing}, 1, "reading http.listen from " + missing},
+		{[]string{"status", "--addr", "127.0.0.1:1", "--config", example}, 2, "give --config or --addr, not both"},
+		{[]string{"status", "--addr", "127.0.0.1:1", "-o", "yaml"}, 2, `-o "yaml": use table or json`},
+		{[]string{"status", "--addr", "127.0.0.1:1"}, 1, "cannot reach the daemon at 127.0.0.1:1"},
+		{[]string{"status", example, "extra"}, 2, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
 		code, out, errOut := runCLI(t, tt.args...)

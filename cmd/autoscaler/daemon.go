@@ -8,21 +8,18 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 
 	"github.com/rs/zerolog"
 	"k8s.io/klog/v2"
 
 	"github.com/hodei/hodei-autoscaler/internal/app"
-	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/logging"
-	"github.com/hodei/hodei-autoscaler/internal/providers/factory"
 )
 
 func runDaemon(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", "run [--config FILE | FILE] [--log-format json|console]",
-		"Runs the daemon on the config until SIGTERM or SIGINT, then shuts down in order.")
+		"Runs the daemon on the config until SIGTERM or SIGINT, then shuts down in order.\nSIGHUP, or the file changing, reloads the config (docs/operations.md#hot-reload).")
 	pathFlag := configFlag(fs)
 	logFormat := fs.String("log-format", "", "json or console (overrides log.format)")
 	path, code, done := parseConfigCommand(fs, pathFlag, args, stdout, stderr)
@@ -35,7 +32,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	cfg, err := loadConfig(path)
+	cfg, err := app.LoadConfig(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "invalid config %s:\n%s\n", path, indent(err))
 		return 1
@@ -55,9 +52,10 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	reload := reloadSignal(ctx)
 
 	log.Info().Str("version", version).Str("config", path).Str("name", cfg.Name).Int("pools", len(cfg.Pools)).Msg("starting")
-	a, err := app.New(ctx, cfg, app.Options{Logger: log})
+	a, err := app.New(ctx, cfg, app.Options{Logger: log, Version: version, ConfigFile: path, Reload: reload})
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return 0
@@ -71,6 +69,30 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// reloadSignal turns SIGHUP into reload requests (a pending one covers
+// the next), until ctx ends. It is set up before anything starts and
+// never undone, so a SIGHUP never kills the daemon, not even while it
+// shuts down.
+func reloadSignal(ctx context.Context) <-chan struct{} {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return reload
 }
 
 // routeKlog sends klog (client-go's logger, which writes to stderr in its
@@ -88,7 +110,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	cfg, err := loadConfig(path)
+	cfg, err := app.LoadConfig(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s is invalid:\n%s\n", path, indent(err))
 		return 1
@@ -98,23 +120,4 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %s: provider %s, workers %d..%d, %d job(s) per worker\n", p.Name, p.Provider, p.MinWorkers, p.MaxWorkers, p.JobsPerWorker)
 	}
 	return 0
-}
-
-// loadConfig reads, validates and checks the config with each pool's
-// provider, reporting every problem, before anything connects: what
-// validate accepts, the daemon starts with.
-func loadConfig(path string) (config.Config, error) {
-	cfg, err := config.Load(path, os.Environ())
-	if err != nil {
-		return cfg, err
-	}
-	var errs []error
-	for i, p := range cfg.Pools {
-		if err := factory.Validate(p); err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				errs = append(errs, fmt.Errorf("pools[%d] (%s).%s", i, p.Name, line))
-			}
-		}
-	}
-	return cfg, errors.Join(errs...)
 }

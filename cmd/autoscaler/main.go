@@ -3,6 +3,7 @@
 //	autoscaler run [--config FILE | FILE]        the daemon (the default command)
 //	autoscaler validate [--config FILE | FILE]   check a config, print every problem
 //	autoscaler queue --pool P --count N          publish job.queued events (for trying it out)
+//	autoscaler status [--config FILE | --addr A] what a running daemon sees, per pool
 //	autoscaler simulate ...                      backtest a policy on a trace
 //	autoscaler version
 //
@@ -40,6 +41,7 @@ func commands() []command {
 		{"run", "run [--config FILE | FILE] [--log-format json|console]\n                            run the daemon (the default command)", runDaemon},
 		{"validate", "validate [--config FILE | FILE]\n                            check a config; print every problem; exit 1 on any", validate},
 		{"queue", "queue [--config FILE | FILE] [--pool P] [--count N] [--duration 10s]\n                            publish job.queued events, to try the daemon out", queue},
+		{"status", "status [--config FILE | FILE | --addr HOST:PORT] [-o table|json] [--watch]\n                            each pool of a running daemon: desired, workers by state, jobs, last decision", status},
 		{"simulate", "simulate [--config FILE] (--trace FILE | --generate KIND | --from-stream URL) [--compare] [--plot out.svg]\n                            backtest a policy on a trace in virtual time (docs/simulator.md)", simulate},
 		{"version", "version                   print the version (also --version)", printVersion},
 		{"help", "help [COMMAND]            print this list, or a command's flags", help},

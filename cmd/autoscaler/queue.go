@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hodei/hodei-autoscaler/internal/app"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/events"
 )
@@ -28,7 +29,7 @@ func queue(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	cfg, err := loadConfig(path)
+	cfg, err := app.LoadConfig(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "invalid config %s:\n%s\n", path, indent(err))
 		return 1

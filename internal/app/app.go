@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hodei/hodei-autoscaler/internal/config"
+	"github.com/hodei/hodei-autoscaler/internal/configwatch"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/events"
@@ -38,51 +39,79 @@ type Options struct {
 	Providers ProviderFactory      // factory.New if nil
 	// Now is the reconciler's clock (time.Now if nil).
 	Now func() time.Time
+	// Version is the build's version, for build_info ("dev" if empty).
+	Version string
+	// ConfigFile is the file the config came from. When set, the daemon
+	// reloads it when its content changes and on each Reload.
+	ConfigFile string
+	// Reload asks for the config file to be loaded again (SIGHUP).
+	Reload <-chan struct{}
+	// WatchSettle and WatchPoll tune the file watch (configwatch's
+	// defaults if 0).
+	WatchSettle, WatchPoll time.Duration
 }
 
 // App is a running daemon.
 type App struct {
+	// cfg is the configuration in force; only Run's goroutine changes it
+	// (reload.go).
 	cfg   config.Config
+	opt   Options
+	build ProviderFactory
 	log   zerolog.Logger
 	reg   *prometheus.Registry
 	m     *metrics.Metrics
 	bus   *events.Bus
-	provs map[domain.PoolName]providers.Provider
+	provs map[domain.PoolName]providers.Provider // until the reconciler owns them
 	rec   *reconciler.Reconciler
 	pub   *events.Publisher
 	ln    net.Listener
 	srv   *http.Server
+	// pools are the pools the reconciler holds (removed ones included
+	// until they are gone), as configured, with their provider's name.
+	pools map[domain.PoolName]runningPool
+	// fileSum is the config file's content when it was last loaded.
+	fileSum configwatch.Sum
 }
 
 // New builds the daemon and connects it: providers, bus and streams, and
 // the HTTP listener. It does not start scaling; Run does.
 func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error) {
-	a := &App{cfg: cfg, log: opt.Logger, reg: opt.Registry, provs: map[domain.PoolName]providers.Provider{}}
+	a := &App{cfg: cfg, opt: opt, log: opt.Logger, reg: opt.Registry, build: opt.Providers,
+		provs: map[domain.PoolName]providers.Provider{}, pools: map[domain.PoolName]runningPool{}}
 	if a.reg == nil {
 		a.reg = prometheus.NewRegistry()
 	}
 	a.m = metrics.New(a.reg)
+	version := opt.Version
+	if version == "" {
+		version = "dev"
+	}
+	a.m.SetBuildInfo(version)
+	if a.build == nil {
+		a.build = factory.New
+	}
+	if opt.ConfigFile != "" {
+		a.fileSum, _ = configwatch.Read(opt.ConfigFile)
+	}
 	defer func() {
 		if err != nil {
 			a.close()
 		}
 	}()
 
-	build := opt.Providers
-	if build == nil {
-		build = factory.New
-	}
 	pools, err := cfg.EnginePools()
 	if err != nil {
 		return nil, err
 	}
 	for i, pc := range cfg.Pools {
-		p, err := build(cfg.Name, pc, a.log)
+		p, err := a.build(cfg.Name, pc, a.log)
 		if err != nil {
 			return nil, err
 		}
 		a.provs[pc.PoolName()] = p
 		pools[i].Provider = p.Name()
+		a.pools[pc.PoolName()] = runningPool{cfg: pc, provider: p.Name()}
 	}
 
 	a.bus, err = events.Connect(ctx, cfg.NATS, a.log.With().Str("component", "bus").Logger())
@@ -92,6 +121,11 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	a.pub = events.NewPublisher(a.bus.JS, a.bus.Subjects, cfg.NATS.Source, cfg.NATS.Publish.Buffer,
 		a.log.With().Str("component", "publisher").Logger(),
 		func(typ, result string) { a.m.Published.WithLabelValues(typ, result).Inc() })
+	// The published-events-dropped alert watches increase(): each type's
+	// series exists from the start at 0.
+	for _, typ := range events.PublishedTypes() {
+		a.m.Published.WithLabelValues(typ, "dropped")
+	}
 
 	eng := engine.NewEngine(pools, cfg.Reconcile.MaxJobAge.D())
 	a.rec = reconciler.New(eng, a.provs, a.pub, a.m, a.log.With().Str("component", "reconciler").Logger(), reconciler.Options{
@@ -105,6 +139,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		StopWorkers:      cfg.Shutdown.StopWorkers,
 		Now:              opt.Now,
 	})
+	a.provs = nil // the reconciler's now
 
 	a.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -132,15 +167,9 @@ func (a *App) checks() []httpapi.Check {
 			return nil
 		}},
 		{Name: "providers", Fn: func() error {
-			down := a.rec.ProviderHealth()
-			if len(down) == 0 {
-				return nil
-			}
-			errs := make([]error, 0, len(down))
-			for _, pc := range a.cfg.Pools {
-				if why, ok := down[pc.PoolName()]; ok {
-					errs = append(errs, fmt.Errorf("pool %s (%s): %s", pc.Name, pc.Provider, why))
-				}
+			var errs []error
+			for _, d := range a.rec.ProviderHealth() {
+				errs = append(errs, fmt.Errorf("pool %s (%s): %s", d.Pool, d.Provider, d.Reason))
 			}
 			return errors.Join(errs...)
 		}},
@@ -181,7 +210,7 @@ func (a *App) Run(ctx context.Context) error {
 	p := a.start(ctx)
 	defer p.abandonPublish()
 	defer p.stopRec()
-	defer p.stopConsumer()
+	defer func() { p.stopConsumer() }() // the current one: a reload may restart it
 	runErr := a.watch(ctx, p)
 	a.shutdown(p, runErr == nil)
 	return runErr
@@ -208,12 +237,19 @@ func (a *App) start(ctx context.Context) *parts {
 		}
 	}()
 
-	var pubCtx, recCtx, consCtx context.Context
+	var pubCtx, recCtx context.Context
 	pubCtx, p.abandonPublish = context.WithCancel(context.WithoutCancel(ctx))
 	go func() { _ = a.pub.Run(pubCtx) }()
 	recCtx, p.stopRec = context.WithCancel(context.WithoutCancel(ctx))
 	go func() { p.recDone <- a.rec.Run(recCtx) }()
 
+	a.startConsumer(ctx, p)
+	return p
+}
+
+// startConsumer folds the job stream from its start, then follows it.
+func (a *App) startConsumer(ctx context.Context, p *parts) {
+	var consCtx context.Context
 	consCtx, p.stopConsumer = context.WithCancel(ctx)
 	p.consumer.Go(func() {
 		c := &events.Consumer{
@@ -226,7 +262,16 @@ func (a *App) start(ctx context.Context) *parts {
 			a.log.Error().Err(err).Msg("job stream consumer stopped")
 		}
 	})
-	return p
+}
+
+// restartConsumer reads the job stream again from its start, for pools a
+// reload added (the others skip what they have read: engine.Replayed).
+// The old consumer has delivered everything it read before the new one
+// starts, so the loop still sees the stream in order.
+func (a *App) restartConsumer(ctx context.Context, p *parts) {
+	p.stopConsumer()
+	p.consumer.Wait()
+	a.startConsumer(ctx, p)
 }
 
 // watch waits for ctx to end or for a part to fail, and keeps the bus
@@ -234,10 +279,15 @@ func (a *App) start(ctx context.Context) *parts {
 func (a *App) watch(ctx context.Context, p *parts) error {
 	busTick := time.NewTicker(time.Second)
 	defer busTick.Stop()
+	fileChanged := a.watchFile(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-a.opt.Reload:
+			a.reload(ctx, p, "signal")
+		case <-fileChanged:
+			a.reload(ctx, p, "file")
 		case err := <-p.httpErr:
 			return fmt.Errorf("http server: %w", err)
 		case err := <-p.recDone:
@@ -286,6 +336,9 @@ func (a *App) close() {
 	}
 	if a.ln != nil {
 		_ = a.ln.Close()
+	}
+	if a.rec != nil {
+		a.rec.Close()
 	}
 	for _, p := range a.provs {
 		if c, ok := p.(io.Closer); ok {

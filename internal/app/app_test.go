@@ -229,7 +229,7 @@ func TestReadyzNamesTheFailingProvider(t *testing.T) {
 	url := "http://" + d.app.HTTPAddr() + "/readyz"
 	bustest.Eventually(t, 10*time.Second, "readyz names the provider", func() bool {
 		code, body := get(t, url)
-		return code == 503 && strings.Contains(body, "pool p1 (docker)") && strings.Contains(body, "fake provider down")
+		return code == 503 && strings.Contains(body, "pool p1 (fake)") && strings.Contains(body, "fake provider down")
 	})
 	<-down
 	down <- false

@@ -53,4 +53,7 @@ type Delivery struct {
 	// remains: the ledger now reflects the whole log.
 	CaughtUp bool
 	Marker   bool // no message: only CaughtUp
+	// Seq is the message's stream sequence (0 for a marker), valid or
+	// not: the engine knows from it which messages it has already read.
+	Seq uint64
 }

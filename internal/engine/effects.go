@@ -13,10 +13,16 @@ type Effects struct {
 	Lifecycle []Lifecycle
 	Decisions []Decision
 	// Ready lists provisioning durations (create issued to ready).
-	Ready   []Observation
+	Ready []Observation
+	// Waits lists job waits (queued to started, stream times) of jobs
+	// that started after the retained stream was folded.
+	Waits   []Observation
 	Expired []ExpiredJob
 	// Touched are the pools reconciled, whose gauges and status changed.
 	Touched []*Pool
+	// Removed are the pools that a reload removed and that have no
+	// worker left: they are gone from the engine.
+	Removed []domain.PoolName
 }
 
 // Op is a provider call to make.

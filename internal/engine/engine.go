@@ -22,6 +22,11 @@ type Engine struct {
 	maxJobAge time.Duration
 	caughtUp  bool
 	fx        Effects
+	// applied is the highest stream sequence read, and folding counts
+	// the pools added by a reload whose fold of the retained stream is
+	// not done yet (see AddPool).
+	applied uint64
+	folding int
 }
 
 // NewEngine builds an engine for the pools. maxJobAge is how long a job
@@ -51,14 +56,37 @@ func (e *Engine) Take() Effects {
 
 // CaughtUp records that the retained job stream has been folded; before
 // that the engine decides nothing, so a restart never acts on half a log.
-func (e *Engine) CaughtUp(now time.Time) {
-	if e.caughtUp {
-		return
+// Pools added by a reload are folded by the same call, after the driver
+// has read the retained stream again for them. It reports whether any pool
+// became folded.
+func (e *Engine) CaughtUp(now time.Time) bool {
+	if e.caughtUp && e.folding == 0 {
+		return false
 	}
 	e.caughtUp = true
+	e.folding = 0
 	for _, p := range e.order {
-		p.streamFolded(now, &e.fx)
+		if !p.folded {
+			p.streamFolded(now, &e.fx)
+		}
 	}
+	return true
+}
+
+// Replayed reports whether the stream message seq has been read before,
+// and remembers it otherwise. After a reload adds a pool the driver reads
+// the retained stream again; only the new pools take those messages
+// (ApplyJob returns Replayed to the others), and the driver does not
+// count an invalid message twice.
+func (e *Engine) Replayed(seq uint64) bool {
+	if seq == 0 {
+		return false
+	}
+	if seq <= e.applied {
+		return true
+	}
+	e.applied = seq
+	return false
 }
 
 // IsCaughtUp reports whether CaughtUp was called.
@@ -67,9 +95,15 @@ func (e *Engine) IsCaughtUp() bool { return e.caughtUp }
 // ApplyJob folds one job event. The returned reason is set when the
 // result is Ignored.
 func (e *Engine) ApplyJob(ev domain.JobEvent, now time.Time) (Result, string) {
+	replay := e.Replayed(ev.Seq)
 	p := e.pools[ev.Pool]
-	if p == nil {
+	switch {
+	case p == nil && replay:
+		return Replayed, ""
+	case p == nil:
 		return Ignored, domain.ReasonUnknownPool
+	case replay && p.folded:
+		return Replayed, ""
 	}
 	at := ev.Stored
 	if at.IsZero() {
@@ -140,7 +174,11 @@ func (e *Engine) Reconcile(now time.Time) {
 		return
 	}
 	for _, p := range e.order {
-		if !p.due(now) {
+		if p.drained() {
+			e.forget(p)
+			continue
+		}
+		if !p.folded || !p.due(now) {
 			continue
 		}
 		p.reconcile(now, &e.fx)

@@ -27,6 +27,11 @@ func (p *Pool) applyJob(ev domain.JobEvent, at, now time.Time, fx *Effects) (Res
 		ch = p.ledger.Started(ev.JobID, ev.WorkerID, at)
 		if ch.Result == Applied && ch.WasPending {
 			p.hist.Waited(ch.Waited, p.cfg.Settings) // the wait targets' correction
+			if p.folded {
+				// Waits folded from the retained stream were observed by
+				// the daemon that saw them live; only live ones count here.
+				fx.Waits = append(fx.Waits, Observation{Pool: p.cfg.Name, Provider: p.cfg.Provider, Value: max(ch.Waited, 0)})
+			}
 		}
 	case domain.JobFinished:
 		ch = p.ledger.Finished(ev.JobID, at)

@@ -15,6 +15,9 @@ const (
 	Duplicate                   // the ledger already reflected it
 	Invalid                     // the event was rejected
 	Ignored                     // valid but not ours (unknown pool, stale)
+	// Replayed: a message read again to fold a pool added by a reload,
+	// already applied to this pool (not counted in events_total).
+	Replayed
 )
 
 func (r Result) String() string {
@@ -27,6 +30,8 @@ func (r Result) String() string {
 		return "invalid"
 	case Ignored:
 		return "ignored"
+	case Replayed:
+		return "replayed"
 	}
 	return "unknown"
 }

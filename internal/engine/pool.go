@@ -31,6 +31,7 @@ type Pool struct {
 	removedOrder []removal
 
 	folded     bool // the retained job stream has been folded (Engine.CaughtUp)
+	removing   bool // a reload removed the pool (reload.go)
 	listed     bool // a first provider listing has been applied
 	providerUp bool
 	downReason string

@@ -35,6 +35,9 @@ func (p *Pool) reconcile(now time.Time, fx *Effects) {
 // decide runs the policy and remembers its decision.
 func (p *Pool) decide(st policy.State, now time.Time) policy.Decision {
 	d := policy.Decide(st, p.cfg.Settings, now)
+	if p.removing {
+		d.Reason = removedReason
+	}
 	p.decision, p.decidedAt = d, now
 	p.hist.Remember(d, p.cfg.Settings, now)
 	p.wake(d.RecheckAt)

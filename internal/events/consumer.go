@@ -64,6 +64,7 @@ func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 	md, err := msg.Metadata()
 	if err == nil {
 		d.CaughtUp = md.NumPending == 0
+		d.Seq = md.Sequence.Stream
 	}
 	ev, err := c.Decoder.Decode(msg.Subject(), msg.Data())
 	if _, kind, ok := c.Decoder.Subjects.ParseJob(msg.Subject()); ok {

@@ -56,6 +56,16 @@ func NewPublisher(js jetstream.JetStream, subjects Subjects, source string, buff
 	}
 }
 
+// PublishedTypes are the CloudEvents types the daemon publishes.
+func PublishedTypes() []string {
+	out := []string{domain.TypeDecision}
+	for _, s := range []domain.Lifecycle{domain.LifecycleProvisioning, domain.LifecycleReady, domain.LifecycleDraining,
+		domain.LifecycleStopped, domain.LifecycleFailed} {
+		out = append(out, domain.TypeWorkerPrefix+string(s))
+	}
+	return out
+}
+
 // Worker enqueues hodei.worker.<state>.
 func (p *Publisher) Worker(now time.Time, state domain.Lifecycle, data domain.WorkerEventData) {
 	p.enqueue(outgoing{

@@ -14,6 +14,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/dockertest"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/engineproxy"
 )
 
 // Fault 1: the daemon process is killed with SIGKILL while it provisions
@@ -30,10 +31,10 @@ func TestSIGKILLWhileProvisioning(t *testing.T) {
 	testStart := time.Now()
 	owner := dockertest.UniqueName("faults-kill")
 	dockertest.Cleanup(t, domain.LabelOwner+"="+owner)
-	px := newEngineProxy(t)
+	px := engineproxy.New(t)
 	// Creates reach the engine at once but answer after a while: the
 	// daemon dies with containers created that it never started.
-	px.delayCreates(2 * time.Second)
+	px.DelayCreates(2 * time.Second)
 
 	const (
 		pool = "kill"
@@ -68,7 +69,7 @@ func TestSIGKILLWhileProvisioning(t *testing.T) {
 	var atKill []container.Summary
 	bustest.Eventually(t, 60*time.Second, "workers running and creates in flight", func() bool {
 		atKill = record()
-		return countState(atKill, "running") >= 2 && px.inFlight(isCreate) >= 1 && len(atKill) < jobs
+		return countState(atKill, "running") >= 2 && px.InFlight(engineproxy.IsCreate) >= 1 && len(atKill) < jobs
 	})
 	killAt := time.Now()
 	if code, _ := d1.signal(syscall.SIGKILL, 10*time.Second); code != -1 {
@@ -78,8 +79,8 @@ func TestSIGKILLWhileProvisioning(t *testing.T) {
 	// first listing: it cannot know of them, creates for their jobs too,
 	// and adopts (then reaps) them when they appear. They are the "plus
 	// those in flight" of the bound below.
-	inFlight := len(px.requests(func(r proxyReq) bool {
-		return isCreate(r) && r.Start.Before(killAt) && (r.End.IsZero() || r.End.After(killAt))
+	inFlight := len(px.Requests(func(r engineproxy.Req) bool {
+		return engineproxy.IsCreate(r) && r.Start.Before(killAt) && (r.End.IsZero() || r.End.After(killAt))
 	}))
 	// A create the proxy held completes at the engine: its container
 	// exists, created and never started by the dead daemon.

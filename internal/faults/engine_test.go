@@ -13,6 +13,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/dockertest"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/engineproxy"
 )
 
 // Fault 3: the Docker engine becomes unreachable for one pool's daemon
@@ -27,7 +28,7 @@ func TestDockerEngineUnreachable(t *testing.T) {
 	image := sleeperImage(t)
 	owner := dockertest.UniqueName("faults-engine")
 	dockertest.Cleanup(t, domain.LabelOwner+"="+owner)
-	px := newEngineProxy(t)
+	px := engineproxy.New(t)
 
 	const (
 		timeout   = time.Second
@@ -68,17 +69,17 @@ func TestDockerEngineUnreachable(t *testing.T) {
 	// 1. A create that hangs times out after provider_timeout; meanwhile
 	// the loop keeps applying events and answering.
 	hangFrom := time.Now()
-	px.hangCreates(true)
+	px.HangCreates(true)
 	jobs.Queued(poolName, "b", nil)
-	bustest.Eventually(t, 10*time.Second, "a create hanging at the engine", func() bool { return px.inFlight(isCreate) == 1 })
+	bustest.Eventually(t, 10*time.Second, "a create hanging at the engine", func() bool { return px.InFlight(engineproxy.IsCreate) == 1 })
 	start := time.Now()
 	st, ok := pools(d.url("/v1/pools"))
 	if took := time.Since(start); !ok || took > time.Second || st[poolName].Pending != 2 {
 		t.Errorf("/v1/pools while a create hangs: ok %v, %v, pending %d (want an answer within 1s showing 2 pending)", ok, took, st[poolName].Pending)
 	}
-	var hung proxyReq
+	var hung engineproxy.Req
 	bustest.Eventually(t, timeout+5*time.Second, "the hanging create abandoned by the daemon", func() bool {
-		held := px.requests(func(r proxyReq) bool { return isCreate(r) && r.Start.After(hangFrom) })
+		held := px.Requests(func(r engineproxy.Req) bool { return engineproxy.IsCreate(r) && r.Start.After(hangFrom) })
 		hung = held[0]
 		return !hung.End.IsZero()
 	})
@@ -98,12 +99,12 @@ func TestDockerEngineUnreachable(t *testing.T) {
 	if !strings.Contains(failed.Worker.Reason, "create failed") || !strings.Contains(failed.Worker.Reason, "deadline exceeded") {
 		t.Errorf("failed event reason %q, want the create's timeout", failed.Worker.Reason)
 	}
-	px.hangCreates(false)
+	px.HangCreates(false)
 	bustest.Eventually(t, 30*time.Second, "2 running workers after the retry", running(2))
 
 	// 2. The engine refuses connections: creates back off exponentially,
 	// then the breaker opens and only probes are made.
-	px.setMode(refuse)
+	px.SetMode(engineproxy.Refuse)
 	refusedAt := time.Now()
 	jobs.Queued(poolName, "c", nil)
 	readyz := d.url("/readyz")
@@ -142,26 +143,26 @@ func TestDockerEngineUnreachable(t *testing.T) {
 
 	// 3. The engine hangs: only Ping probes reach it, one per cooldown,
 	// each abandoned after provider_timeout; the loop still answers.
-	px.setMode(hang)
+	px.SetMode(engineproxy.Hang)
 	hangAt := time.Now()
 	jobs.Queued(poolName, "d", nil)
 	bustest.Eventually(t, 5*time.Second, "the loop applying events while the engine hangs", func() bool {
 		st, ok := pools(d.url("/v1/pools"))
 		return ok && st[poolName].Pending == 4
 	})
-	inHang := func(r proxyReq) bool { return r.Mode == hang && !r.Start.Before(hangAt) }
+	inHang := func(r engineproxy.Req) bool { return r.Mode == engineproxy.Hang && !r.Start.Before(hangAt) }
 	bustest.Eventually(t, 4*(cooldown+timeout), "3 probes while hanging", func() bool {
 		done := 0
-		for _, r := range px.requests(inHang) {
+		for _, r := range px.Requests(inHang) {
 			if !r.End.IsZero() {
 				done++
 			}
 		}
 		return done >= 3
 	})
-	probes := px.requests(inHang)
+	probes := px.Requests(inHang)
 	for i, r := range probes {
-		if !isPing(r) {
+		if !engineproxy.IsPing(r) {
 			t.Errorf("%s %s reached the hanging engine while the breaker was open; only probes should", r.Method, r.Path)
 		}
 		if !r.End.IsZero() && r.End.Sub(r.Start) > timeout+time.Second {
@@ -181,7 +182,7 @@ func TestDockerEngineUnreachable(t *testing.T) {
 	}
 
 	// 4. The engine is back: the pool recovers by itself.
-	px.setMode(forward)
+	px.SetMode(engineproxy.Forward)
 	backAt := time.Now()
 	bustest.Eventually(t, cooldown+timeout+10*time.Second, "/readyz ready again", func() bool {
 		code, _ := httpGet(readyz)

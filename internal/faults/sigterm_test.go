@@ -18,6 +18,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/dockertest"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/engineproxy"
 )
 
 // Fault 5: SIGTERM. The daemon stops consuming, abandons a provider call
@@ -31,8 +32,8 @@ func TestSIGTERM(t *testing.T) {
 	owner := dockertest.UniqueName("faults-term")
 	dockertest.Cleanup(t, domain.LabelOwner+"="+owner)
 	srv := bustest.StartServer(t) // the bus outlives the daemons
-	px := newEngineProxy(t)
-	px.hangCreates(true)
+	px := engineproxy.New(t)
+	px.HangCreates(true)
 
 	const shutdownTimeout = 6 * time.Second
 	cfg := baseConfig(t, owner)
@@ -64,7 +65,7 @@ func TestSIGTERM(t *testing.T) {
 		busy = id
 	}
 	sched.Queued("stuck", "stuck-1", nil)
-	bustest.Eventually(t, 30*time.Second, "a create hanging at the engine", func() bool { return px.inFlight(isCreate) == 1 })
+	bustest.Eventually(t, 30*time.Second, "a create hanging at the engine", func() bool { return px.InFlight(engineproxy.IsCreate) == 1 })
 	bustest.Eventually(t, 10*time.Second, "1 busy and 1 idle term worker", func() bool {
 		st, _ := pools(d1.url("/v1/pools"))
 		return st["term"].Workers["busy"] == 1 && st["term"].Workers["idle"] == 1
@@ -80,7 +81,7 @@ func TestSIGTERM(t *testing.T) {
 		t.Errorf("shutdown took %v, want within shutdown.timeout %v plus a little", took, shutdownTimeout)
 	}
 	assertLogOrder(t, d1.logs, "shutting down: consumer first", "shutting down reconciler", "shutdown timeout: abandoning provider calls in flight", "shutdown complete")
-	bustest.Eventually(t, 5*time.Second, "the hanging create released by the daemon", func() bool { return px.inFlight(isCreate) == 0 })
+	bustest.Eventually(t, 5*time.Second, "the hanging create released by the daemon", func() bool { return px.InFlight(engineproxy.IsCreate) == 0 })
 	if r, n := termContainers(); r != 2 || n != 2 {
 		t.Errorf("after SIGTERM: %d of %d term workers running, want both still running", r, n)
 	}

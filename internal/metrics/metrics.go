@@ -5,6 +5,8 @@
 package metrics
 
 import (
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -24,19 +26,31 @@ type Metrics struct {
 	ProviderOps       *prometheus.CounterVec   // {pool,provider,op,result}
 	ProvisionDuration *prometheus.HistogramVec // {pool,provider}
 	Reaction          *prometheus.HistogramVec // {pool}
+	JobWait           *prometheus.HistogramVec // {pool}
 	ReconcileDuration prometheus.Histogram
 	Published         *prometheus.CounterVec // {type,result}
 	ExpiredJobs       *prometheus.CounterVec // {pool}
 	ProviderUp        *prometheus.GaugeVec   // {pool,provider}
+	BreakerOpen       *prometheus.GaugeVec   // {pool}
+	MinWorkers        *prometheus.GaugeVec   // {pool}
+	MaxWorkers        *prometheus.GaugeVec   // {pool}
 	BusConnected      prometheus.Gauge
 	CaughtUp          prometheus.Gauge
+	BuildInfo         *prometheus.GaugeVec   // {version,goversion}
+	ConfigReloads     *prometheus.CounterVec // {result}
 }
+
+// Results of a configuration reload (config_reloads_total{result}).
+const (
+	ReloadApplied  = "applied"
+	ReloadRejected = "rejected"
+)
 
 // New registers the collectors on reg, with the Go and process collectors.
 func New(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := promauto.With(reg)
-	return &Metrics{
+	m := &Metrics{
 		PendingJobs: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "pending_jobs",
 			Help: "Jobs waiting for a worker slot."}, []string{"pool"}),
 		RunningJobs: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "running_jobs",
@@ -59,6 +73,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		Reaction: f.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "reaction_seconds",
 			Help:    "From a job.queued event's time to the provision request issued for it.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30}}, []string{"pool"}),
+		// 300 s is a bucket boundary: the HodeiAutoscalerJobWaitHigh
+		// alert's threshold.
+		JobWait: f.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "job_wait_seconds",
+			Help:    "From a job's job.queued to its job.started (stream times), for jobs that waited.",
+			Buckets: []float64{0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600}}, []string{"pool"}),
 		ReconcileDuration: f.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "reconcile_duration_seconds",
 			Help:    "Time spent deciding and planning in one reconcile pass.",
 			Buckets: []float64{0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5}}),
@@ -68,10 +87,41 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Jobs dropped from demand after max_job_age without a finished event."}, []string{"pool"}),
 		ProviderUp: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "provider_up",
 			Help: "1 if the pool's provider answers (circuit closed), else 0."}, []string{"pool", "provider"}),
+		BreakerOpen: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "breaker_open",
+			Help: "1 while the pool's circuit breaker is open (its provider is not called), else 0."}, []string{"pool"}),
+		MinWorkers: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "min_workers",
+			Help: "The pool's min_workers in force (the configuration's, reloads included)."}, []string{"pool"}),
+		MaxWorkers: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "max_workers",
+			Help: "The pool's max_workers in force (the configuration's, reloads included)."}, []string{"pool"}),
 		BusConnected: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "bus_connected",
 			Help: "1 while connected to NATS."}),
 		CaughtUp: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "stream_caught_up",
 			Help: "1 once the retained job stream has been folded."}),
+		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+			Help: "Always 1; the labels say which build runs."}, []string{"version", "goversion"}),
+		ConfigReloads: f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "config_reloads_total",
+			Help: "Configuration reloads (SIGHUP or the file changing) by result: applied or rejected."}, []string{"result"}),
+	}
+	// Counters that alerts watch with increase() exist from the start at
+	// 0: a series that appears at 1 has no increase to show.
+	m.ConfigReloads.WithLabelValues(ReloadApplied)
+	m.ConfigReloads.WithLabelValues(ReloadRejected)
+	return m
+}
+
+// SetBuildInfo publishes the build's version (build_info is 1).
+func (m *Metrics) SetBuildInfo(version string) {
+	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+}
+
+// ForgetPool removes a pool's gauges (after the pool has been removed by a
+// reload and its last worker is gone), so that no stale figure of it is
+// scraped. Its counters and histograms stay: their totals remain true.
+func (m *Metrics) ForgetPool(pool string) {
+	l := prometheus.Labels{"pool": pool}
+	for _, g := range []*prometheus.GaugeVec{m.PendingJobs, m.RunningJobs, m.Workers, m.DesiredWorkers,
+		m.ProviderUp, m.BreakerOpen, m.MinWorkers, m.MaxWorkers} {
+		g.DeletePartialMatch(l)
 	}
 }
 

@@ -10,22 +10,40 @@ import (
 
 // poolGauges are a pool's gauge children, resolved once.
 type poolGauges struct {
-	pending, running, desired, up prometheus.Gauge
-	workers                       [len(domain.WorkerStates)]prometheus.Gauge
+	pending, running, desired, up, open, min, max prometheus.Gauge
+	workers                                       [len(domain.WorkerStates)]prometheus.Gauge
 }
 
 func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *poolGauges {
+	name := string(pool)
 	g := &poolGauges{
-		pending: m.PendingJobs.WithLabelValues(string(pool)),
-		running: m.RunningJobs.WithLabelValues(string(pool)),
-		desired: m.DesiredWorkers.WithLabelValues(string(pool)),
-		up:      m.ProviderUp.WithLabelValues(string(pool), provider),
+		pending: m.PendingJobs.WithLabelValues(name),
+		running: m.RunningJobs.WithLabelValues(name),
+		desired: m.DesiredWorkers.WithLabelValues(name),
+		up:      m.ProviderUp.WithLabelValues(name, provider),
+		open:    m.BreakerOpen.WithLabelValues(name),
+		min:     m.MinWorkers.WithLabelValues(name),
+		max:     m.MaxWorkers.WithLabelValues(name),
 	}
-	g.up.Set(1)
+	g.setUp(true)
 	for i, s := range domain.WorkerStates {
-		g.workers[i] = m.Workers.WithLabelValues(string(pool), string(s))
+		g.workers[i] = m.Workers.WithLabelValues(name, string(s))
 	}
+	// The pool's counters and histograms exist from the start, empty: a
+	// series that appears with its first observations already in shows
+	// no rate and no increase (alerts watch increase(expired_jobs_total);
+	// the dashboard's quantiles are of rates).
+	m.ExpiredJobs.WithLabelValues(name)
+	m.Reaction.WithLabelValues(name)
+	m.JobWait.WithLabelValues(name)
+	m.ProvisionDuration.WithLabelValues(name, provider)
 	return g
+}
+
+// setUp records the provider's health (the breaker closed or open).
+func (g *poolGauges) setUp(up bool) {
+	metrics.SetBool(g.up, up)
+	metrics.SetBool(g.open, !up)
 }
 
 func (g *poolGauges) set(p *engine.Pool) {
@@ -34,6 +52,9 @@ func (g *poolGauges) set(p *engine.Pool) {
 	g.running.Set(float64(st.Running))
 	d, _ := p.LastDecision()
 	g.desired.Set(float64(d.Desired))
+	s := p.Config().Settings
+	g.min.Set(float64(s.MinWorkers))
+	g.max.Set(float64(s.MaxWorkers))
 	for i, s := range domain.WorkerStates {
 		g.workers[i].Set(float64(p.Count(s)))
 	}

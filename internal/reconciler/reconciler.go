@@ -38,26 +38,33 @@ type Options struct {
 // Reconciler is the daemon's scaling loop: one goroutine owns the Engine
 // and feeds it job events, provider observations and operation results;
 // provider calls run on their own goroutines, bounded, with timeouts, and
-// report back through a channel.
+// report back through a channel. A reload hands it a new set of pools
+// (Apply), which the same goroutine applies.
 type Reconciler struct {
-	eng   *engine.Engine
-	provs map[domain.PoolName]providers.Provider
-	pub   Publisher
-	m     *metrics.Metrics
-	log   zerolog.Logger
-	dlog  zerolog.Logger // sampled, for dropped events
-	opt   Options
-	now   func() time.Time
+	eng  *engine.Engine
+	pub  Publisher
+	m    *metrics.Metrics
+	log  zerolog.Logger
+	dlog zerolog.Logger // sampled, for dropped events
+	opt  Options
+	now  func() time.Time
 
 	deliveries chan domain.Delivery
 	opDone     chan opResult
 	observed   chan observation
+	updates    chan update
 	done       chan struct{}
 
-	breakers map[domain.PoolName]*Breaker
-	gauges   map[domain.PoolName]*poolGauges
-	status   map[domain.PoolName]*atomic.Pointer[PoolStatus]
+	// pools is owned by the loop; view is what other goroutines read
+	// (status, health), replaced under mu when the set of pools changes.
+	pools    map[domain.PoolName]*poolRun
+	mu       sync.RWMutex
+	view     []*poolRun
 	caughtUp atomic.Bool
+
+	// watchCtx and watchers run the pools' watchers (set by Run).
+	watchCtx context.Context
+	watchers sync.WaitGroup
 
 	sem     chan struct{}
 	pending int // ops in flight, owned by the loop
@@ -80,36 +87,29 @@ type observation struct {
 	reason   string
 }
 
-// New wires an engine to its providers (one per pool).
+// New wires an engine to its providers (one per pool). The Reconciler
+// owns the providers from then on and closes each when nothing uses it
+// any more (after Run, or when a reload replaces or removes it).
 func New(eng *engine.Engine, provs map[domain.PoolName]providers.Provider, pub Publisher, m *metrics.Metrics, log zerolog.Logger, opt Options) *Reconciler {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
 	r := &Reconciler{
-		eng: eng, provs: provs, pub: pub, m: m, log: log, opt: opt, now: opt.Now,
+		eng: eng, pub: pub, m: m, log: log, opt: opt, now: opt.Now,
 		dlog: log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Second,
 			NextSampler: &zerolog.BasicSampler{N: 1000}}),
 		deliveries: make(chan domain.Delivery, 8192),
 		opDone:     make(chan opResult, 256),
 		observed:   make(chan observation, 256),
+		updates:    make(chan update),
 		done:       make(chan struct{}),
-		breakers:   map[domain.PoolName]*Breaker{},
-		gauges:     map[domain.PoolName]*poolGauges{},
-		status:     map[domain.PoolName]*atomic.Pointer[PoolStatus]{},
+		pools:      map[domain.PoolName]*poolRun{},
 		sem:        make(chan struct{}, max(opt.MaxConcurrentOps, 1)),
 	}
 	for _, p := range eng.Pools() {
-		name, provider := p.Name(), p.Config().Provider
-		b := &Breaker{Threshold: max(opt.BreakerFailures, 1), Cooldown: opt.BreakerCooldown}
-		b.onChange = func(open bool, reason string) {
-			up := !open
-			r.send(observation{pool: name, health: &up, reason: reason})
-		}
-		r.breakers[name] = b
-		r.gauges[name] = newPoolGauges(m, name, provider)
-		r.status[name] = &atomic.Pointer[PoolStatus]{}
-		r.status[name].Store(statusOf(p, nil))
+		r.addRun(p, provs[p.Name()])
 	}
+	r.publishView()
 	return r
 }
 
@@ -128,12 +128,21 @@ func (r *Reconciler) Deliver(d domain.Delivery) bool {
 // CaughtUp reports whether the retained job stream has been folded.
 func (r *Reconciler) CaughtUp() bool { return r.caughtUp.Load() }
 
-// ProviderHealth reports, per pool, whether its provider is reachable.
-func (r *Reconciler) ProviderHealth() map[domain.PoolName]string {
-	out := map[domain.PoolName]string{}
-	for name, b := range r.breakers {
-		if open, why := b.Open(); open {
-			out[name] = why
+// ProviderDown is a pool whose provider is unreachable (its breaker is
+// open).
+type ProviderDown struct {
+	Pool     domain.PoolName
+	Provider string
+	Reason   string
+}
+
+// ProviderHealth lists the pools whose provider is unreachable, in
+// configuration order.
+func (r *Reconciler) ProviderHealth() []ProviderDown {
+	var out []ProviderDown
+	for _, run := range r.snapshot() {
+		if open, why := run.breaker.Open(); open {
+			out = append(out, ProviderDown{Pool: run.name, Provider: run.provider, Reason: why})
 		}
 	}
 	return out
@@ -154,19 +163,16 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	defer abandon()
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
-	var watchers sync.WaitGroup
-	for _, p := range r.eng.Pools() {
-		watchers.Add(1)
-		go func() {
-			defer watchers.Done()
-			r.watchPool(watchCtx, p.Name())
-		}()
+	r.watchCtx = watchCtx
+	for _, run := range r.pools {
+		r.startWatch(run)
 	}
 	defer func() {
 		// done first: it unblocks every goroutine still trying to report.
 		close(r.done)
 		stopWatch()
-		watchers.Wait()
+		r.watchers.Wait()
+		r.Close()
 	}()
 
 	tick := time.NewTicker(r.opt.Interval)
@@ -191,6 +197,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.finish(res)
 		case o := <-r.observed:
 			r.observe(o)
+		case u := <-r.updates:
+			u.done <- r.applyUpdate(u.specs)
 		case <-tick.C:
 			r.eng.Tick(r.now())
 		case <-wake.C:
@@ -206,13 +214,21 @@ func (r *Reconciler) Run(ctx context.Context) error {
 
 func (r *Reconciler) apply(d domain.Delivery) {
 	now := r.now()
-	if d.Err != nil {
+	switch {
+	case d.Marker:
+	case d.Err != nil:
+		if r.eng.Replayed(d.Seq) {
+			break // counted when it was first read
+		}
 		reason := domain.ReasonOf(d.Err)
 		r.m.Events.WithLabelValues(d.Type, engine.Invalid.String()).Inc()
 		r.m.EventsDropped.WithLabelValues(reason).Inc()
 		r.dlog.Warn().Str("reason", reason).Str("type", d.Type).Err(d.Err).Msg("invalid job event dropped")
-	} else if !d.Marker {
+	default:
 		res, reason := r.eng.ApplyJob(d.Event, now)
+		if res == engine.Replayed {
+			break
+		}
 		r.m.Events.WithLabelValues(d.Type, res.String()).Inc()
 		if reason != "" {
 			r.m.EventsDropped.WithLabelValues(reason).Inc()
@@ -220,9 +236,11 @@ func (r *Reconciler) apply(d domain.Delivery) {
 				Str("worker_id", string(d.Event.WorkerID)).Msg("job event ignored")
 		}
 	}
-	if d.CaughtUp && !r.eng.IsCaughtUp() {
-		r.eng.CaughtUp(now)
-		r.caughtUp.Store(true)
+	if d.CaughtUp && r.eng.CaughtUp(now) {
+		if r.caughtUp.Swap(true) {
+			r.log.Info().Msg("job stream read again for the pools a reload added; they reconcile now")
+			return
+		}
 		r.m.CaughtUp.Set(1)
 		r.log.Info().Msg("job stream folded; reconciling")
 	}
@@ -230,10 +248,14 @@ func (r *Reconciler) apply(d domain.Delivery) {
 
 func (r *Reconciler) observe(o observation) {
 	now := r.now()
+	run := r.pools[o.pool]
+	if run == nil {
+		return // a pool removed meanwhile
+	}
 	switch {
 	case o.health != nil:
 		r.eng.SetProviderUp(o.pool, *o.health, o.reason)
-		metrics.SetBool(r.gauges[o.pool].up, *o.health)
+		run.gauges.setUp(*o.health)
 		if *o.health {
 			r.log.Info().Str("pool", string(o.pool)).Msg("provider reachable again; circuit closed")
 		} else {
@@ -294,23 +316,32 @@ func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.
 	for _, o := range fx.Ready {
 		r.m.ProvisionDuration.WithLabelValues(string(o.Pool), o.Provider).Observe(o.Value.Seconds())
 	}
+	for _, o := range fx.Waits {
+		r.m.JobWait.WithLabelValues(string(o.Pool)).Observe(o.Value.Seconds())
+	}
 	for _, x := range fx.Expired {
 		r.m.ExpiredJobs.WithLabelValues(string(x.Pool)).Inc()
 		r.log.Warn().Str("pool", string(x.Pool)).Str("job_id", string(x.Job)).Stringer("age", x.Age).
 			Msg("job expired after max_job_age without a finished event; it no longer counts as demand")
 	}
 	for _, p := range fx.Touched {
-		r.gauges[p.Name()].set(p)
-		r.status[p.Name()].Store(statusOf(p, r.breakers[p.Name()]))
+		if run := r.pools[p.Name()]; run != nil {
+			run.publish(p)
+		}
+	}
+	for _, name := range fx.Removed {
+		r.dropRun(name)
 	}
 }
 
 // start runs one provider call on its own goroutine.
 func (r *Reconciler) start(ctx context.Context, o engine.Op) {
-	prov := r.provs[o.Pool]
-	b := r.breakers[o.Pool]
+	run := r.pools[o.Pool]
+	prov, b := run.prov, run.breaker
+	prov.acquire()
 	r.pending++
 	go func() {
+		defer prov.release()
 		select {
 		case r.sem <- struct{}{}:
 		case <-ctx.Done():

@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/policy"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/syncbuf"
 )
 
 const testPool = domain.PoolName("p")
@@ -32,7 +32,7 @@ func TestDryRunIsLoggedPublishedAndMeasuredWithoutProviderCalls(t *testing.T) {
 	pub := &capturePub{decisions: make(chan domain.DecisionData, 16)}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	eng := engine.NewEngine([]engine.PoolConfig{{Name: testPool, Provider: "fake", DryRun: true,
 		Settings:     policy.Settings{MaxWorkers: 5, JobsPerWorker: 1, IdleTimeout: time.Minute, ProvisionTimeout: time.Minute, MaxConcurrentProvisioning: 5},
 		RetryInitial: time.Second, RetryMax: time.Second}}, time.Hour)
@@ -104,29 +104,12 @@ func (p *capturePub) Decision(_ time.Time, d domain.DecisionData) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Durations in the daemon's logs are Go duration strings ("age":"25h0m0s"),
 // not zerolog's unitless milliseconds ("age":90000000).
 func TestLogsGiveDurationsAsGoDurations(t *testing.T) {
 	fake := fakeprovider.New(testPool)
 	m := metrics.New(prometheus.NewRegistry())
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	start := time.Now()
 	var clock atomic.Int64 // offset from start
 	now := func() time.Time { return start.Add(time.Duration(clock.Load())) }

@@ -20,6 +20,12 @@ type PoolStatus struct {
 	Blocked      string         `json:"blocked,omitempty"`
 	ProviderUp   bool           `json:"provider_up"`
 	ProviderErr  string         `json:"provider_error,omitempty"`
+	// Removing: a reload removed the pool; it stops its workers as they
+	// become idle and goes with the last one.
+	Removing bool `json:"removing,omitempty"`
+	// Since is when this daemon started running the pool (its start, or
+	// the reload that added it).
+	Since time.Time `json:"since"`
 }
 
 // DecisionInfo is the last decision of a pool.
@@ -29,7 +35,7 @@ type DecisionInfo struct {
 	At      time.Time `json:"at"`
 }
 
-func statusOf(p *engine.Pool, b *Breaker) *PoolStatus {
+func statusOf(p *engine.Pool, b *Breaker, since time.Time) *PoolStatus {
 	st := p.State()
 	s := &PoolStatus{
 		Pool:     string(p.Name()),
@@ -39,6 +45,8 @@ func statusOf(p *engine.Pool, b *Breaker) *PoolStatus {
 		Running:  st.Running,
 		Workers:  make(map[string]int, len(domain.WorkerStates)),
 		Blocked:  p.Blocked(),
+		Removing: p.Removing(),
+		Since:    since.UTC(),
 	}
 	for _, ws := range domain.WorkerStates {
 		s.Workers[string(ws)] = p.Count(ws)
@@ -58,9 +66,10 @@ func statusOf(p *engine.Pool, b *Breaker) *PoolStatus {
 
 // Status returns every pool's status, in configuration order.
 func (r *Reconciler) Status() []PoolStatus {
-	out := make([]PoolStatus, 0, len(r.status))
-	for _, p := range r.eng.Pools() {
-		if s := r.status[p.Name()].Load(); s != nil {
+	view := r.snapshot()
+	out := make([]PoolStatus, 0, len(view))
+	for _, run := range view {
+		if s := run.status.Load(); s != nil {
 			out = append(out, *s)
 		}
 	}

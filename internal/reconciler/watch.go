@@ -12,9 +12,7 @@ import (
 // watchPool keeps the engine's view of one pool's workers current: a full
 // listing, then pushed changes, re-listing every ResyncInterval and
 // whenever the watch breaks. While the breaker is open it only probes.
-func (r *Reconciler) watchPool(ctx context.Context, pool domain.PoolName) {
-	prov := r.provs[pool]
-	b := r.breakers[pool]
+func (r *Reconciler) watchPool(ctx context.Context, pool domain.PoolName, prov providers.Provider, b *Breaker) {
 	retry := r.opt.BreakerCooldown
 	for ctx.Err() == nil {
 		if open, _ := b.Open(); open {

@@ -4,6 +4,8 @@ package factory
 
 import (
 	"fmt"
+	"reflect"
+	"strconv"
 
 	"github.com/rs/zerolog"
 
@@ -16,22 +18,37 @@ import (
 // New returns the provider for pool, owned by the autoscaler named owner.
 func New(owner string, pool config.Pool, log zerolog.Logger) (providers.Provider, error) {
 	log = log.With().Str("pool", pool.Name).Str("provider", pool.Provider).Logger()
+	var p providers.Provider
+	var err error
+	switch c := providerConfig(owner, pool).(type) {
+	case docker.Config:
+		p, err = docker.New(c, log)
+	case kubernetes.Config:
+		p, err = kubernetes.New(c, log)
+	default:
+		return nil, fmt.Errorf("pool %s: provider %q is not available", pool.Name, pool.Provider)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: %w", pool.Name, err)
+	}
+	return p, nil
+}
+
+// providerConfig is what New gives the pool's provider: the one place
+// that says which pool settings a provider uses.
+func providerConfig(owner string, pool config.Pool) any {
 	switch pool.Provider {
 	case docker.Name:
-		p, err := docker.New(docker.Config{
+		return docker.Config{
 			Owner:     owner,
 			Pool:      pool.PoolName(),
 			Docker:    pool.Docker,
 			Resources: pool.Resources,
 			Env:       pool.Env,
 			Slots:     pool.JobsPerWorker,
-		}, log)
-		if err != nil {
-			return nil, fmt.Errorf("pool %s: %w", pool.Name, err)
 		}
-		return p, nil
 	case kubernetes.Name:
-		p, err := kubernetes.New(kubernetes.Config{
+		return kubernetes.Config{
 			Owner:      owner,
 			Pool:       pool.PoolName(),
 			Kubernetes: pool.Kubernetes,
@@ -39,14 +56,33 @@ func New(owner string, pool config.Pool, log zerolog.Logger) (providers.Provider
 			Env:        pool.Env,
 			Slots:      pool.JobsPerWorker,
 			StopGrace:  pool.StopGracePeriod.D(),
-		}, log)
-		if err != nil {
-			return nil, fmt.Errorf("pool %s: %w", pool.Name, err)
 		}
-		return p, nil
-	default:
-		return nil, fmt.Errorf("pool %s: provider %q is not available", pool.Name, pool.Provider)
 	}
+	return nil
+}
+
+// Changed reports whether a pool's provider must be built again for new
+// settings (a reload): whether New would give it another configuration
+// (image, command, env, resources, slots ...). Workers that run keep what
+// they were created with; new ones get the new settings.
+func Changed(owner string, old, next config.Pool) bool {
+	return !reflect.DeepEqual(providerConfig(owner, old), providerConfig(owner, next))
+}
+
+// Location says where a pool's workers live: the provider and, for
+// docker, the engine (docker.host); for kubernetes, the cluster and the
+// namespace (kubeconfig, context, namespace). A provider elsewhere could
+// not see, stop or adopt the workers that run, so a reload cannot change
+// it: the daemon keeps such a pool's settings and says so.
+func Location(pool config.Pool) string {
+	switch pool.Provider {
+	case docker.Name:
+		return "docker host " + strconv.Quote(pool.Docker.Host)
+	case kubernetes.Name:
+		k := pool.Kubernetes
+		return fmt.Sprintf("kubernetes kubeconfig %q context %q namespace %q", k.Kubeconfig, k.Context, k.Namespace)
+	}
+	return "provider " + strconv.Quote(pool.Provider)
 }
 
 // Validate checks the pool's provider section with the provider's own

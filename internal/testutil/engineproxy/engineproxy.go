@@ -1,4 +1,10 @@
-package faults
+// Package engineproxy is a Docker Engine API endpoint on a unix socket
+// that a test controls: it forwards to the real engine, refuses
+// connections as a dead engine does, or hangs; it can also delay or hang
+// container creation alone. A pool's docker.host points at it, so the
+// engine "fails" for that daemon only, while the real engine serves every
+// other client.
+package engineproxy
 
 import (
 	"bytes"
@@ -17,36 +23,36 @@ import (
 	"time"
 )
 
-// proxyMode is how the engine proxy treats connections.
-type proxyMode int
+// Mode is how the engine proxy treats connections.
+type Mode int
 
 const (
-	// forward passes every request to the real engine.
-	forward proxyMode = iota
-	// refuse stops listening: connecting fails with ECONNREFUSED (the
+	// Forward passes every request to the real engine.
+	Forward Mode = iota
+	// Refuse stops listening: connecting fails with ECONNREFUSED (the
 	// socket file stays, as when an engine has died).
-	refuse
-	// hang accepts connections and reads requests but never answers.
-	hang
+	Refuse
+	// Hang accepts connections and reads requests but never answers.
+	Hang
 )
 
-func (m proxyMode) String() string {
+func (m Mode) String() string {
 	return [...]string{"forward", "refuse", "hang"}[m]
 }
 
-// proxyReq is one request the proxy received.
-type proxyReq struct {
+// Req is one request the proxy received.
+type Req struct {
 	Method, Path string
-	Mode         proxyMode
+	Mode         Mode
 	Start, End   time.Time // End: answered, or the client gave up
 }
 
-// engineProxy is a Docker Engine API endpoint on a unix socket that the
+// Proxy is a Docker Engine API endpoint on a unix socket that the
 // test controls: it forwards to the real engine, refuses connections, or
 // hangs; it can also delay or hang container creation only. A pool's
 // docker.host points at it, so the engine "fails" for that daemon alone.
-type engineProxy struct {
-	t      *testing.T
+type Proxy struct {
+	t      testing.TB
 	path   string
 	target *url.URL
 	srv    *http.Server
@@ -55,17 +61,17 @@ type engineProxy struct {
 	closed chan struct{}
 
 	mu          sync.Mutex
-	mode        proxyMode
+	mode        Mode
 	ln          *net.UnixListener
 	conns       map[net.Conn]struct{}
-	reqs        []*proxyReq
+	reqs        []*Req
 	createDelay time.Duration // forward creates at once, answer after this
 	createHang  bool          // creates hang (never forwarded)
 }
 
-// newEngineProxy listens on a fresh unix socket and forwards to the engine
+// New listens on a fresh unix socket and forwards to the engine
 // DOCKER_HOST names (default /var/run/docker.sock).
-func newEngineProxy(t *testing.T) *engineProxy {
+func New(t testing.TB) *Proxy {
 	t.Helper()
 	target := os.Getenv("DOCKER_HOST")
 	if target == "" {
@@ -81,7 +87,7 @@ func newEngineProxy(t *testing.T) *engineProxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	p := &engineProxy{
+	p := &Proxy{
 		t: t, path: filepath.Join(dir, "docker.sock"), target: u,
 		closed: make(chan struct{}), conns: map[net.Conn]struct{}{},
 	}
@@ -121,15 +127,15 @@ func newEngineProxy(t *testing.T) *engineProxy {
 	p.mu.Lock()
 	p.listen()
 	p.mu.Unlock()
-	t.Cleanup(p.close)
+	t.Cleanup(p.Close)
 	return p
 }
 
 // Host is the docker.host value that reaches the proxy.
-func (p *engineProxy) Host() string { return "unix://" + p.path }
+func (p *Proxy) Host() string { return "unix://" + p.path }
 
 // listen starts serving on a fresh socket; p.mu is held.
-func (p *engineProxy) listen() {
+func (p *Proxy) listen() {
 	_ = os.Remove(p.path)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p.path, Net: "unix"})
 	if err != nil {
@@ -142,15 +148,15 @@ func (p *engineProxy) listen() {
 
 // cutConns closes every client connection (event streams included); p.mu
 // is held.
-func (p *engineProxy) cutConns() {
+func (p *Proxy) cutConns() {
 	for c := range p.conns {
 		_ = c.Close()
 	}
 }
 
-// setMode switches the proxy. Leaving refuse listens again; entering
-// refuse or hang cuts every open connection, as a dead engine would.
-func (p *engineProxy) setMode(m proxyMode) {
+// SetMode switches the proxy. Leaving Refuse listens again; entering
+// Refuse or Hang cuts every open connection, as a dead engine would.
+func (p *Proxy) SetMode(m Mode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if m == p.mode {
@@ -159,35 +165,35 @@ func (p *engineProxy) setMode(m proxyMode) {
 	old := p.mode
 	p.mode = m
 	switch {
-	case m == refuse:
+	case m == Refuse:
 		_ = p.ln.Close()
 		p.ln = nil
 		p.cutConns()
-	case old == refuse:
+	case old == Refuse:
 		p.listen()
-	case m == hang:
+	case m == Hang:
 		p.cutConns()
 	}
 	p.t.Logf("engine proxy: %s -> %s", old, m)
 }
 
-// delayCreates makes POST /containers/create reach the engine at once but
+// DelayCreates makes POST /containers/create reach the engine at once but
 // answer only after d (0: no delay).
-func (p *engineProxy) delayCreates(d time.Duration) {
+func (p *Proxy) DelayCreates(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.createDelay = d
 }
 
-// hangCreates makes POST /containers/create hang without reaching the
+// HangCreates makes POST /containers/create hang without reaching the
 // engine, until the client gives up.
-func (p *engineProxy) hangCreates(on bool) {
+func (p *Proxy) HangCreates(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.createHang = on
 }
 
-func (p *engineProxy) close() {
+func (p *Proxy) Close() {
 	p.mu.Lock()
 	select {
 	case <-p.closed:
@@ -206,10 +212,10 @@ func (p *engineProxy) close() {
 
 // requests returns a copy of the requests received so far that match
 // (nil: all).
-func (p *engineProxy) requests(match func(proxyReq) bool) []proxyReq {
+func (p *Proxy) Requests(match func(Req) bool) []Req {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []proxyReq
+	var out []Req
 	for _, r := range p.reqs {
 		if match == nil || match(*r) {
 			out = append(out, *r)
@@ -219,9 +225,9 @@ func (p *engineProxy) requests(match func(proxyReq) bool) []proxyReq {
 }
 
 // inFlight counts requests received and not yet answered that match.
-func (p *engineProxy) inFlight(match func(proxyReq) bool) int {
+func (p *Proxy) InFlight(match func(Req) bool) int {
 	n := 0
-	for _, r := range p.requests(match) {
+	for _, r := range p.Requests(match) {
 		if r.End.IsZero() {
 			n++
 		}
@@ -229,15 +235,15 @@ func (p *engineProxy) inFlight(match func(proxyReq) bool) int {
 	return n
 }
 
-func isCreate(r proxyReq) bool {
+func IsCreate(r Req) bool {
 	return r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/containers/create")
 }
 
-func isPing(r proxyReq) bool { return strings.HasSuffix(r.Path, "/_ping") }
+func IsPing(r Req) bool { return strings.HasSuffix(r.Path, "/_ping") }
 
-func (p *engineProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
-	rec := &proxyReq{Method: r.Method, Path: r.URL.Path, Mode: p.mode, Start: time.Now()}
+	rec := &Req{Method: r.Method, Path: r.URL.Path, Mode: p.mode, Start: time.Now()}
 	p.reqs = append(p.reqs, rec)
 	mode, delay, hangCreate := p.mode, p.createDelay, p.createHang
 	p.mu.Unlock()
@@ -247,9 +253,9 @@ func (p *engineProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.mu.Unlock()
 	}()
 
-	create := isCreate(*rec)
+	create := IsCreate(*rec)
 	switch {
-	case mode == hang || (create && hangCreate):
+	case mode == Hang || (create && hangCreate):
 		// Never answer: wait for the client to give up (or the test to
 		// end). The body is read first: only then does the server notice
 		// a client that goes away.
@@ -259,7 +265,7 @@ func (p *engineProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-p.closed:
 		}
 		return
-	case mode == refuse:
+	case mode == Refuse:
 		// A connection accepted just before the switch: cut it.
 		if hj, ok := w.(http.Hijacker); ok {
 			if c, _, err := hj.Hijack(); err == nil {
@@ -277,7 +283,7 @@ func (p *engineProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // delayedCreate sends the create to the engine at once (it completes even
 // if the client dies meanwhile) and answers the client after delay.
-func (p *engineProxy) delayedCreate(w http.ResponseWriter, r *http.Request, delay time.Duration) {
+func (p *Proxy) delayedCreate(w http.ResponseWriter, r *http.Request, delay time.Duration) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return
@@ -311,48 +317,4 @@ func (p *engineProxy) delayedCreate(w http.ResponseWriter, r *http.Request, dela
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(respBody)
-}
-
-// stubEngine serves just enough of the Engine API on a unix socket for a
-// daemon whose pools are dry_run (no container is ever created): the ping,
-// an empty container listing and an event stream with no events. Tests
-// about the bus use it so that they need no Docker engine.
-func stubEngine(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hodei-stub-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	path := filepath.Join(dir, "docker.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Api-Version", "1.41")
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/_ping"):
-			_, _ = io.WriteString(w, "OK")
-		case strings.HasSuffix(r.URL.Path, "/containers/json"):
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, "[]")
-		case strings.HasSuffix(r.URL.Path, "/events"):
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusOK)
-			if f, ok := w.(http.Flusher); ok {
-				f.Flush()
-			}
-			select {
-			case <-r.Context().Done():
-			case <-done:
-			}
-		default:
-			http.Error(w, `{"message":"not served by the stub engine"}`, http.StatusNotImplemented)
-		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { close(done); _ = srv.Close() })
-	return "unix://" + path
 }
