@@ -66,7 +66,7 @@ func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 		d.CaughtUp = md.NumPending == 0
 		d.Seq = md.Sequence.Stream
 	}
-	ev, err := c.Decoder.Decode(msg.Subject(), msg.Data())
+	ev, err := c.Decoder.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data())
 	if _, kind, ok := c.Decoder.Subjects.ParseJob(msg.Subject()); ok {
 		d.Type = kind.Type()
 	} else {

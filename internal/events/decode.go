@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -41,6 +42,10 @@ type envelope struct {
 	Type        string         `json:"type"`
 	Time        *time.Time     `json:"time"`
 	Data        domain.JobData `json:"data"`
+	// The distributed tracing extension, kept in structured mode too
+	// (binary mode keeps every extension: binary.go).
+	TraceParent string `json:"traceparent"`
+	TraceState  string `json:"tracestate"`
 }
 
 // Decode validates the subject and the payload. The error, if any, is an
@@ -66,9 +71,31 @@ func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error)
 			return domain.JobEvent{}, invalid(domain.ReasonBadEnvelope, "%v", err)
 		}
 	}
+	if env.SpecVersion == "" {
+		return domain.JobEvent{}, invalid(domain.ReasonUnsupportedSpec, "no specversion: not a structured-mode CloudEvent, and no ce-specversion header for binary mode")
+	}
 	if env.SpecVersion != "1.0" {
 		return domain.JobEvent{}, invalid(domain.ReasonUnsupportedSpec, "specversion %q is not 1.0", env.SpecVersion)
 	}
+	ev, err := d.validate(pool, kind, &env)
+	if err != nil {
+		return domain.JobEvent{}, err
+	}
+	if env.TraceParent != "" || env.TraceState != "" {
+		ev.Extensions = map[string]string{}
+		if env.TraceParent != "" {
+			ev.Extensions["traceparent"] = bounded(env.TraceParent)
+		}
+		if env.TraceState != "" {
+			ev.Extensions["tracestate"] = bounded(env.TraceState)
+		}
+	}
+	return ev, nil
+}
+
+// validate checks the attributes and the data of a CloudEvent, decoded
+// from either mode, against the subject's pool and kind.
+func (d Decoder) validate(pool domain.PoolName, kind domain.JobKind, env *envelope) (domain.JobEvent, error) {
 	if env.ID == "" || env.Source == "" {
 		return domain.JobEvent{}, invalid(domain.ReasonBadEnvelope, "a CloudEvent needs id and source")
 	}
@@ -123,6 +150,50 @@ func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error)
 		}
 	}
 	return ev, nil
+}
+
+// EncodeExt is Encode with extension attributes, written at the top level
+// as structured mode wants them, sorted by name. Names that are not valid
+// extension names (lower-case letters and digits) or that are context
+// attributes are left out.
+func EncodeExt(id, source, typ string, t time.Time, data any, ext map[string]string) ([]byte, error) {
+	out, err := Encode(id, source, typ, t, data)
+	if err != nil || len(ext) == 0 {
+		return out, err
+	}
+	names := make([]string, 0, len(ext))
+	for k := range ext {
+		if extensionName(k) && !binaryAttrs[k] && k != "data" && k != "data_base64" {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	out = out[:len(out)-1] // the closing brace
+	for _, k := range names {
+		v, err := json.Marshal(ext[k])
+		if err != nil {
+			return nil, fmt.Errorf("encoding extension %s: %w", k, err)
+		}
+		out = append(out, ',', '"')
+		out = append(out, k...)
+		out = append(out, '"', ':')
+		out = append(out, v...)
+	}
+	return append(out, '}'), nil
+}
+
+// extensionName: CloudEvents 1.0 attribute names are lower-case ASCII
+// letters and digits, at most 20 of them.
+func extensionName(k string) bool {
+	if k == "" || len(k) > 20 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // Encode builds a CloudEvent in structured JSON mode. It is used for the

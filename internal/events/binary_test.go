@@ -1,0 +1,101 @@
+package events_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/events"
+)
+
+func binHeader(kv ...string) nats.Header {
+	h := nats.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}
+
+// Binary mode: attributes in ce- headers, the data as the body; the same
+// validation as structured mode, reasons that name the problem, and
+// extensions kept.
+func TestDecodeBinary(t *testing.T) {
+	base := []string{"ce-specversion", "1.0", "ce-id", "b1", "ce-source", "sdk", "ce-type", domain.TypeJobQueued, "ce-time", decTime}
+	with := func(kv ...string) nats.Header { return binHeader(append(append([]string(nil), base...), kv...)...) }
+	t.Run("accepted with extensions", func(t *testing.T) {
+		ev, err := decoderUnderTest.DecodeMsg("hodei.jobs.p1.queued", with("ce-traceparent", "00-abc-def-01", "Content-Type", "application/json; charset=utf-8", "ce-BadName!", "x"),
+			[]byte(`{"job_id":"j1","resources":{"cpu_millis":500}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.JobID != "j1" || ev.Pool != "p1" || ev.ID != "b1" || ev.Kind != domain.JobQueued || ev.Resources.CPUMillis != 500 || ev.Time.IsZero() {
+			t.Errorf("event %+v", ev)
+		}
+		if ev.Extensions["traceparent"] != "00-abc-def-01" {
+			t.Errorf("extensions %v", ev.Extensions)
+		}
+	})
+	t.Run("structured keeps traceparent", func(t *testing.T) {
+		ev, err := decoderUnderTest.DecodeMsg("hodei.jobs.p1.queued", nil,
+			[]byte(`{"specversion":"1.0","id":"e","source":"s","type":"hodei.job.queued","traceparent":"00-x-y-01","data":{"job_id":"j"}}`))
+		if err != nil || ev.Extensions["traceparent"] != "00-x-y-01" {
+			t.Fatalf("%+v %v", ev, err)
+		}
+	})
+	for _, c := range []struct {
+		name, subject string
+		h             nats.Header
+		body          string
+		reason        string
+	}{
+		{"no specversion header", "hodei.jobs.p1.queued", binHeader("ce-id", "x", "ce-source", "s", "ce-type", domain.TypeJobQueued), `{"job_id":"j"}`, domain.ReasonBadEnvelope},
+		{"specversion 0.3", "hodei.jobs.p1.queued", with("ce-specversion", "0.3"), `{"job_id":"j"}`, domain.ReasonUnsupportedSpec},
+		{"no id", "hodei.jobs.p1.queued", with("ce-id", ""), `{"job_id":"j"}`, domain.ReasonBadEnvelope},
+		{"bad time", "hodei.jobs.p1.queued", with("ce-time", "yesterday"), `{"job_id":"j"}`, domain.ReasonBadEnvelope},
+		{"xml content", "hodei.jobs.p1.queued", with("ce-datacontenttype", "application/xml"), `<job/>`, domain.ReasonBadEnvelope},
+		{"body not JSON", "hodei.jobs.p1.queued", with(), `{"job_id":`, domain.ReasonNotJSON},
+		{"empty body", "hodei.jobs.p1.queued", with(), ``, domain.ReasonMissingJobID},
+		{"wrong type", "hodei.jobs.p1.started", with(), `{"job_id":"j"}`, domain.ReasonWrongType},
+		{"bad subject", "hodei.jobs.p1", with(), `{"job_id":"j"}`, domain.ReasonBadSubject},
+		{"pool mismatch", "hodei.jobs.p1.queued", with(), `{"job_id":"j","pool":"p2"}`, domain.ReasonPoolMismatch},
+		{"wrong field type", "hodei.jobs.p1.queued", with(), `{"job_id":7}`, domain.ReasonBadEnvelope},
+		{"too large", "hodei.jobs.p1.queued", with(), `{"job_id":"` + strings.Repeat("x", 70<<10) + `"}`, domain.ReasonTooLarge},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := decoderUnderTest.DecodeMsg(c.subject, c.h, []byte(c.body))
+			if got := domain.ReasonOf(err); got != c.reason {
+				t.Errorf("reason %q (%v), want %q", got, err, c.reason)
+			}
+		})
+	}
+	t.Run("no headers is structured", func(t *testing.T) {
+		if events.IsBinary(nats.Header{"Nats-Msg-Id": {"x"}}) {
+			t.Error("a header set without ce- is not binary")
+		}
+	})
+}
+
+// EncodeExt writes the extensions at the top level, sorted, and leaves
+// out names that are not extension names.
+func TestEncodeExt(t *testing.T) {
+	b, err := events.EncodeExt("i", "s", "t", decTimeParsed(t), map[string]int{"a": 1}, map[string]string{"traceparent": "tp", "b": "x", "Bad": "y", "id": "z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	if !strings.HasSuffix(s, `,"b":"x","traceparent":"tp"}`) || strings.Contains(s, "Bad") || strings.Count(s, `"id"`) != 1 {
+		t.Errorf("encoded %s", s)
+	}
+}
+
+func decTimeParsed(t *testing.T) time.Time {
+	t.Helper()
+	when, err := time.Parse(time.RFC3339Nano, decTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return when
+}
