@@ -18,9 +18,16 @@ const (
 	ReasonBadOutcome      = "bad_outcome"
 	ReasonBadResources    = "bad_resources"
 	ReasonUnsupportedSpec = "unsupported_specversion"
-	ReasonUnknownPool     = "unknown_pool"
-	ReasonStale           = "stale"
-	ReasonUnknownWorker   = "unknown_worker"
+	// The hodei-jobs input's (internal/inputs/hodeijobs) and the routing
+	// rules' (internal/routing) own reasons.
+	ReasonBadPayload     = "bad_payload"
+	ReasonUnknownVariant = "unknown_variant"
+	ReasonUnknownState   = "unknown_state"
+	ReasonNoRoute        = "no_route"
+
+	ReasonUnknownPool   = "unknown_pool"
+	ReasonStale         = "stale"
+	ReasonUnknownWorker = "unknown_worker"
 )
 
 // InvalidError says why an event was rejected.
@@ -53,6 +60,10 @@ type Delivery struct {
 	// remains: the ledger now reflects the whole log.
 	CaughtUp bool
 	Marker   bool // no message: only CaughtUp
+	// Ignored is set when the message is of a kind its input does not
+	// use (a Hodei event about providers, say): counted as ignored, not
+	// invalid.
+	Ignored bool
 	// Seq is the message's stream sequence (0 for a marker), valid or
 	// not: the engine knows from it which messages it has already read.
 	Seq uint64
