@@ -99,3 +99,30 @@ func decTimeParsed(t *testing.T) time.Time {
 	}
 	return when
 }
+
+// BenchmarkDecodeModes: one started event decoded from each CloudEvents
+// mode (the per-event decode cost of the ingest path).
+func BenchmarkDecodeModes(b *testing.B) {
+	data := domain.JobData{JobID: "job-000123456", WorkerID: "5d0c4bd8-55d4-4a71-8c3e-0b6c0a4cbb7e"}
+	structured, err := events.Encode("ev-1", "sched", domain.TypeJobStarted, time.Now(), data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(`{"job_id":"job-000123456","worker_id":"5d0c4bd8-55d4-4a71-8c3e-0b6c0a4cbb7e"}`)
+	h := binHeader("ce-specversion", "1.0", "ce-id", "ev-1", "ce-source", "sched", "ce-type", domain.TypeJobStarted,
+		"ce-time", "2026-11-27T09:00:00Z", "ce-datacontenttype", "application/json", "ce-traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	for _, c := range []struct {
+		name string
+		h    nats.Header
+		p    []byte
+	}{{"structured", nil, structured}, {"binary", h, body}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decoderUnderTest.DecodeMsg("hodei.jobs.pool-007.started", c.h, c.p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

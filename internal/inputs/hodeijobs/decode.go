@@ -48,13 +48,23 @@ type Decoder struct {
 	Router   routing.Router
 	MaxBytes int
 
+	// jobs are the jobs seen and not finished; order holds them oldest
+	// first, for forgetting beyond maxTracked (an entry is live while its
+	// gen is the job's).
 	jobs  map[string]tracked
-	order []string
+	order []entry
+	gen   uint64
 }
 
 type tracked struct {
 	pool   domain.PoolName // "" when the job had no route
 	worker domain.WorkerID
+	gen    uint64
+}
+
+type entry struct {
+	job string
+	gen uint64
 }
 
 // New makes a decoder with the input's routing rules.
@@ -312,9 +322,8 @@ func (d *Decoder) pool(job domain.JobID) (tracked, bool) {
 	if err != nil {
 		return tracked{}, false
 	}
-	t := tracked{pool: domain.PoolName(p)}
-	d.track(string(job), t)
-	return t, true
+	d.track(string(job), tracked{pool: domain.PoolName(p)})
+	return d.jobs[string(job)], true
 }
 
 func (d *Decoder) started(ev domain.JobEvent) Result {
@@ -345,19 +354,26 @@ func (d *Decoder) finished(ev domain.JobEvent) Result {
 }
 
 func (d *Decoder) track(job string, t tracked) {
-	if _, ok := d.jobs[job]; !ok {
-		d.order = append(d.order, job)
+	if old, ok := d.jobs[job]; ok {
+		t.gen = old.gen
+		d.jobs[job] = t
+		return
 	}
+	d.gen++
+	t.gen = d.gen
 	d.jobs[job] = t
+	d.order = append(d.order, entry{job, t.gen})
 	for len(d.jobs) > maxTracked && len(d.order) > 0 {
-		delete(d.jobs, d.order[0])
+		if e := d.order[0]; d.jobs[e.job].gen == e.gen {
+			delete(d.jobs, e.job)
+		}
 		d.order = d.order[1:]
 	}
-	if len(d.order) > 2*maxTracked || (len(d.order) > 1024 && len(d.order) > 4*len(d.jobs)) {
+	if len(d.order) > 1024 && len(d.order) > 2*len(d.jobs) {
 		live := d.order[:0]
-		for _, j := range d.order {
-			if _, ok := d.jobs[j]; ok {
-				live = append(live, j)
+		for _, e := range d.order {
+			if t, ok := d.jobs[e.job]; ok && t.gen == e.gen {
+				live = append(live, e)
 			}
 		}
 		d.order = live

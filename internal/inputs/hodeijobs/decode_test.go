@@ -213,3 +213,30 @@ func TestDeterministic(t *testing.T) {
 		t.Fatal("two reads differ")
 	}
 }
+
+// BenchmarkDecodeHodei: one Hodei JobQueued (the fixture's, with its whole
+// JobSpec) and one JobStatusChanged, decoded and routed.
+func BenchmarkDecodeHodei(b *testing.B) {
+	queued, err := os.ReadFile("testdata/fixtures/02-job-queued.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	status, err := os.ReadFile("testdata/fixtures/10-job-status-succeeded.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{{"JobQueued", queued}, {"JobStatusChanged", status}} {
+		b.Run(c.name, func(b *testing.B) {
+			d := hodeijobs.New(fixtureRouter, 64<<10)
+			b.ReportAllocs()
+			for b.Loop() {
+				if r := d.Decode(c.body); r.Err != nil {
+					b.Fatal(r.Err)
+				}
+			}
+		})
+	}
+}
