@@ -62,6 +62,7 @@ bench-policy: ## simulator backtests of the policy against the oracle and the ot
 fuzz: ## fuzz the event decoders (CloudEvents, and its agreement with encoding/json; Hodei's events) and the config parser, FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/events/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoderAgrees$$' -fuzztime $(FUZZTIME) ./internal/events/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBinary$$' -fuzztime $(FUZZTIME) ./internal/events/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHodei$$' -fuzztime $(FUZZTIME) ./internal/inputs/hodeijobs/
 

@@ -126,3 +126,35 @@ func BenchmarkDecodeModes(b *testing.B) {
 		})
 	}
 }
+
+// FuzzDecodeBinary: a binary-mode message (any ce- header values, any
+// body) never panics and gives a known reason or an event that keeps the
+// contract; an accepted one decodes the same when sent structured
+// (time aside). Seeds in testdata/fuzz/FuzzDecodeBinary.
+func FuzzDecodeBinary(f *testing.F) {
+	f.Add("hodei.jobs.a.queued", "1.0", "e", domain.TypeJobQueued, "2026-11-27T09:00:00Z", "application/json", "00-x-y-01", []byte(`{"job_id":"j"}`))
+	f.Add("hodei.jobs.a.started", "1.0", "e", domain.TypeJobStarted, "", "", "", []byte(`{"job_id":"j","worker_id":"5d0c4bd8-55d4-4a71-8c3e-0b6c0a4cbb7e"}`))
+	d := events.Decoder{Subjects: events.Subjects{Prefix: "hodei"}, MaxBytes: 4096}
+	f.Fuzz(func(t *testing.T, subject, spec, id, typ, at, ct, trace string, body []byte) {
+		h := nats.Header{}
+		for k, v := range map[string]string{"ce-specversion": spec, "ce-id": id, "ce-source": "fuzz", "ce-type": typ, "ce-time": at, "ce-datacontenttype": ct, "ce-traceparent": trace} {
+			if v != "" {
+				h.Set(k, v)
+			}
+		}
+		ev, err := d.DecodeMsg(subject, h, body)
+		if err != nil {
+			if r := domain.ReasonOf(err); !knownReasons[r] {
+				t.Fatalf("error %v: unknown reason %q", err, r)
+			}
+			return
+		}
+		pool, kind, ok := d.Subjects.ParseJob(subject)
+		if !ok || ev.Pool != pool || ev.Kind != kind || ev.JobID == "" || ev.ID == "" {
+			t.Fatalf("event %+v from %q", ev, subject)
+		}
+		if trace != "" && len(ev.Extensions["traceparent"]) > 512 {
+			t.Fatalf("extension of %d bytes", len(ev.Extensions["traceparent"]))
+		}
+	})
+}
