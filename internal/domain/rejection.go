@@ -1,6 +1,10 @@
 package domain
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
 
 // Reasons an incoming event is refused or ignored. They label the
 // events_dropped_total metric, so they are stable identifiers. The
@@ -37,6 +41,21 @@ type InvalidError struct {
 }
 
 func (e *InvalidError) Error() string { return e.Reason + ": " + e.Detail }
+
+// Invalidf makes an *InvalidError whose detail is cut to at most max
+// bytes (on a rune boundary): details quote fields of the payload, which
+// may be large, and they are logged.
+func Invalidf(max int, reason, format string, args ...any) error {
+	detail := fmt.Sprintf(format, args...)
+	if len(detail) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(detail[cut]) {
+			cut--
+		}
+		detail = detail[:cut] + "... (truncated)"
+	}
+	return &InvalidError{Reason: reason, Detail: detail}
+}
 
 // ReasonOf returns the rejection reason of err, or "" if err is not an
 // *InvalidError.

@@ -51,12 +51,9 @@ func (d Decoder) DecodeMsg(subject string, h nats.Header, payload []byte) (domai
 }
 
 func (d Decoder) decodeBinary(subject string, h nats.Header, payload []byte) (domain.JobEvent, error) {
-	if d.MaxBytes > 0 && len(payload) > d.MaxBytes {
-		return domain.JobEvent{}, invalid(domain.ReasonTooLarge, "payload of %d bytes exceeds nats.max_event_bytes %d", len(payload), d.MaxBytes)
-	}
-	pool, kind, ok := d.Subjects.ParseJob(subject)
-	if !ok {
-		return domain.JobEvent{}, invalid(domain.ReasonBadSubject, "subject %q is not %s.jobs.<pool>.<queued|started|finished>", subject, d.Subjects.Prefix)
+	pool, kind, err := d.check(subject, payload)
+	if err != nil {
+		return domain.JobEvent{}, err
 	}
 	var env envelope
 	var contentType string

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 )
@@ -17,15 +16,7 @@ import (
 const maxDetail = 512
 
 func invalid(reason, format string, args ...any) error {
-	detail := fmt.Sprintf(format, args...)
-	if len(detail) > maxDetail {
-		cut := maxDetail
-		for cut > 0 && !utf8.RuneStart(detail[cut]) {
-			cut--
-		}
-		detail = detail[:cut] + "... (truncated)"
-	}
-	return &domain.InvalidError{Reason: reason, Detail: detail}
+	return domain.Invalidf(maxDetail, reason, format, args...)
 }
 
 // Decoder turns a job message into a validated domain.JobEvent.
@@ -48,15 +39,24 @@ type envelope struct {
 	TraceState  string `json:"tracestate"`
 }
 
-// Decode validates the subject and the payload. The error, if any, is an
-// *domain.InvalidError naming the reason.
-func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error) {
+// check applies the size limit and parses the subject, for both modes.
+func (d Decoder) check(subject string, payload []byte) (domain.PoolName, domain.JobKind, error) {
 	if d.MaxBytes > 0 && len(payload) > d.MaxBytes {
-		return domain.JobEvent{}, invalid(domain.ReasonTooLarge, "payload of %d bytes exceeds nats.max_event_bytes %d", len(payload), d.MaxBytes)
+		return "", 0, invalid(domain.ReasonTooLarge, "payload of %d bytes exceeds nats.max_event_bytes %d", len(payload), d.MaxBytes)
 	}
 	pool, kind, ok := d.Subjects.ParseJob(subject)
 	if !ok {
-		return domain.JobEvent{}, invalid(domain.ReasonBadSubject, "subject %q is not %s.jobs.<pool>.<queued|started|finished>", subject, d.Subjects.Prefix)
+		return "", 0, invalid(domain.ReasonBadSubject, "subject %q is not %s.jobs.<pool>.<queued|started|finished>", subject, d.Subjects.Prefix)
+	}
+	return pool, kind, nil
+}
+
+// Decode validates the subject and the payload. The error, if any, is an
+// *domain.InvalidError naming the reason.
+func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error) {
+	pool, kind, err := d.check(subject, payload)
+	if err != nil {
+		return domain.JobEvent{}, err
 	}
 	var env envelope
 	if err := unmarshalEnvelope(payload, &env); err != nil {

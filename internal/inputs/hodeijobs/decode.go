@@ -15,7 +15,6 @@ package hodeijobs
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -81,15 +80,7 @@ type envelope struct {
 }
 
 func invalid(reason, format string, args ...any) error {
-	detail := fmt.Sprintf(format, args...)
-	if len(detail) > maxDetail {
-		cut := maxDetail
-		for cut > 0 && !utf8.RuneStart(detail[cut]) {
-			cut--
-		}
-		detail = detail[:cut] + "... (truncated)"
-	}
-	return &domain.InvalidError{Reason: reason, Detail: detail}
+	return domain.Invalidf(maxDetail, reason, format, args...)
 }
 
 func fail(typ string, err error) Result { return Result{Type: typ, Err: err} }
