@@ -292,3 +292,62 @@ func TestHodeiFixturesThroughTheBus(t *testing.T) {
 		t.Errorf("JobCancelled applied %v", got)
 	}
 }
+
+// A reload that adds a pool reads every input again: the own contract's
+// jobs queued for the new pool before it existed become its demand, and
+// the Hodei input's messages, read again too, are not applied twice to
+// the pools that had them (the input set numbers messages across the two
+// streams).
+func TestHodeiInputAcrossAReload(t *testing.T) {
+	hb := startHodeiBus(t, jetstream.InterestPolicy)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	cfg := testConfig(t, filepath.Join(dir, "nats"))
+	cfg.NATS.URL = hb.url
+	cfg.Inputs = []config.Input{{Format: config.FormatCloudEvents}, {Format: config.FormatHodeiJobs, Name: "hodei", DefaultPool: "p1"}}
+	writeConfigFile(t, path, cfg)
+	loaded, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakes{byKey: map[string][]*fakeprovider.Provider{}}
+	a := runApp(t, loaded, Options{Logger: zerolog.New(io.Discard), Providers: f.build, ConfigFile: path,
+		WatchSettle: 20 * time.Millisecond, WatchPoll: time.Hour})
+	for i := range 3 {
+		hb.publish(t, "JobQueued", map[string]any{"job_id": jobUUID(i), "queued_at": time.Now()})
+	}
+	_, js := bustest.Connect(t, a.BusURL())
+	jobs := bustest.NewJobs(t, js)
+	jobs.Queued("p1", "own-1", nil)
+	jobs.Queued("p2", "early-1", nil)
+	jobs.Queued("p2", "early-2", nil)
+	bustest.Eventually(t, 10*time.Second, "p1 has 4 jobs", func() bool { return pool(t, a, "p1").Pending == 4 })
+
+	next := cfg
+	q := cfg.Pools[0]
+	q.Name = "p2"
+	next.Pools = []config.Pool{cfg.Pools[0], q}
+	writeConfigFile(t, path, next)
+	bustest.Eventually(t, 10*time.Second, "pool p2 added with its 2 early jobs", func() bool {
+		ps := f.of("p2")
+		return len(ps) == 1 && len(ps[0].Workers()) == 2 && pool(t, a, "p2").Pending == 2
+	})
+	if s := pool(t, a, "p1"); s.Pending != 4 {
+		t.Errorf("p1 pending %d after both streams were read again, want 4", s.Pending)
+	}
+	for _, c := range []struct {
+		typ, result string
+		want        float64
+	}{
+		{"hodei-jobs.JobQueued", "applied", 3},
+		{"hodei-jobs.JobQueued", "duplicate", 0},
+		{domain.TypeJobQueued, "duplicate", 0},
+	} {
+		if got := testutil.ToFloat64(a.m.Events.WithLabelValues(c.typ, c.result)); got != c.want {
+			t.Errorf("events_total{type=%s,result=%s} = %v, want %v", c.typ, c.result, got, c.want)
+		}
+	}
+	// Live events after the reload still apply.
+	hb.publish(t, "JobCancelled", map[string]any{"job_id": jobUUID(0)})
+	bustest.Eventually(t, 10*time.Second, "a Hodei event after the reload", func() bool { return pool(t, a, "p1").Pending == 3 })
+}
