@@ -27,6 +27,9 @@ type Config struct {
 	// bus's caches share the process, and a limit keeps the whole bounded.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
 	Pools       []Pool   `yaml:"pools"`
+	// Inputs are the sources of job events (inputs.go); none: the own
+	// contract alone.
+	Inputs []Input `yaml:"inputs"`
 }
 
 // Log configures zerolog.

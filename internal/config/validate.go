@@ -59,6 +59,7 @@ func (c *Config) validate(v *validator) {
 	}
 	c.NATS.validate(v)
 	c.Reconcile.validate(v)
+	c.validateInputs(v)
 	v.positive("shutdown.timeout", c.Shutdown.Timeout)
 
 	if len(c.Pools) == 0 {

@@ -30,6 +30,10 @@ type Pool struct {
 	removed      map[domain.WorkerID]time.Time
 	removedOrder []removal
 
+	// cause are the CloudEvent extensions of the last job event applied
+	// that had any, carried onto the next decision (publishDecision).
+	cause map[string]string
+
 	folded     bool // the retained job stream has been folded (Engine.CaughtUp)
 	removing   bool // a reload removed the pool (reload.go)
 	listed     bool // a first provider listing has been applied

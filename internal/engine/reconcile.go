@@ -68,8 +68,9 @@ func (p *Pool) publishDecision(st policy.State, d policy.Decision, plan policy.P
 	fx.Decisions = append(fx.Decisions, Decision{Direction: p.direction(st, d, plan), Data: domain.DecisionData{
 		Pool: string(p.cfg.Name), Current: st.Current(), Desired: d.Desired,
 		Pending: st.Pending, Running: st.Running, Idle: st.Idle, Busy: st.Busy,
-		Reason: d.Reason, DryRun: p.cfg.DryRun,
+		Reason: d.Reason, DryRun: p.cfg.DryRun, Extensions: p.cause,
 	}})
+	p.cause = nil
 }
 
 // direction is up, down or none: what the plan does, or in dry-run mode

@@ -224,6 +224,10 @@ func (r *Reconciler) apply(d domain.Delivery) {
 		r.m.Events.WithLabelValues(d.Type, engine.Invalid.String()).Inc()
 		r.m.EventsDropped.WithLabelValues(reason).Inc()
 		r.dlog.Warn().Str("reason", reason).Str("type", d.Type).Err(d.Err).Msg("invalid job event dropped")
+	case d.Ignored: // a kind of event the input does not use
+		if !r.eng.Replayed(d.Seq) {
+			r.m.Events.WithLabelValues(d.Type, engine.Ignored.String()).Inc()
+		}
 	default:
 		res, reason := r.eng.ApplyJob(d.Event, now)
 		if res == engine.Replayed {
