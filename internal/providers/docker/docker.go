@@ -58,6 +58,10 @@ type Config struct {
 	// Slots is HODEI_WORKER_SLOTS, the jobs a worker may run at once
 	// (jobs_per_worker); values below 1 mean 1.
 	Slots int
+	// Tier is the pool's tier this provider serves (the hodei.worker.tier
+	// label of its containers): it only sees containers labelled with it.
+	// "" for a pool with one provider.
+	Tier string
 }
 
 // Provider drives the containers of one pool on one Docker Engine.
@@ -156,7 +160,7 @@ func parseMount(spec string) (mount.Mount, error) {
 // owned reports whether labels mark a worker of this owner and pool, and
 // returns its id.
 func (p *Provider) owned(labels map[string]string) (domain.WorkerID, bool) {
-	return domain.OwnedWorker(labels, p.cfg.Owner, p.cfg.Pool)
+	return domain.OwnedTierWorker(labels, p.cfg.Owner, p.cfg.Pool, p.cfg.Tier)
 }
 
 // ownedAs reports whether labels mark exactly worker id of this owner and pool.
@@ -167,11 +171,15 @@ func (p *Provider) ownedAs(labels map[string]string, id domain.WorkerID) bool {
 
 // labelFilters are the ownership filters of List and Watch.
 func (p *Provider) labelFilters() []string {
-	return []string{
+	f := []string{
 		domain.LabelWorker + "=true",
 		domain.LabelOwner + "=" + p.cfg.Owner,
 		domain.LabelWorkerPool + "=" + string(p.cfg.Pool),
 	}
+	if p.cfg.Tier != "" {
+		f = append(f, domain.LabelWorkerTier+"="+p.cfg.Tier)
+	}
+	return f
 }
 
 // env returns the worker's environment: the pool's env, then the HODEI_*
