@@ -43,7 +43,6 @@ func tieredPool(t *testing.T, c interface{ KubeconfigPath() string }, name, ns, 
 	p.Name = name
 	p.JobsPerWorker = 1
 	p.IdleWorkers = config.IdleWorkers{Count: 0}
-	p.TargetWaitP95 = config.AutoDuration{}
 	p.IdleTimeout = config.Fixed(time.Second)
 	p.ProvisionTimeout = config.Duration(30 * time.Second)
 	p.StopGracePeriod = config.Duration(time.Second)
