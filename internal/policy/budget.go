@@ -183,7 +183,7 @@ func (a *allocator) share(i int, c Claim) Share {
 		return sh
 	}
 	sh.Bounded = true
-	sh.Reason = fmt.Sprintf("%s shared: share %d of %d wanted (priority %d, weight %d", a.b, a.got[i], want, c.Priority, max(c.Weight, 1))
+	sh.Reason = fmt.Sprintf("%s: share %d of %d wanted (priority %d, weight %d", a.b, a.got[i], want, c.Priority, max(c.Weight, 1))
 	if c.Guaranteed > 0 {
 		sh.Reason += fmt.Sprintf(", guaranteed %d", c.Guaranteed)
 	}

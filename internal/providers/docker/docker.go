@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/mount"
@@ -62,6 +63,15 @@ type Config struct {
 	// label of its containers): it only sees containers labelled with it.
 	// "" for a pool with one provider.
 	Tier string
+	// SSHProgram is the ssh client for ssh:// hosts ("ssh" if empty).
+	SSHProgram string
+}
+
+func (c Config) sshProgram() string {
+	if c.SSHProgram != "" {
+		return c.SSHProgram
+	}
+	return sshProgram
 }
 
 // Provider drives the containers of one pool on one Docker Engine.
@@ -112,7 +122,14 @@ func New(cfg Config, log zerolog.Logger) (*Provider, error) {
 	cfg.Env = maps.Clone(cfg.Env)
 
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-	if cfg.Docker.Host != "" {
+	switch {
+	case strings.HasPrefix(cfg.Docker.Host, "ssh://"):
+		ssh, err := sshOpts(cfg.Docker.Host, cfg.sshProgram())
+		if err != nil {
+			return nil, fmt.Errorf("docker provider for pool %s: %w", cfg.Pool, err)
+		}
+		opts = append(opts, ssh...)
+	case cfg.Docker.Host != "":
 		opts = append(opts, client.WithHost(cfg.Docker.Host))
 	}
 	cli, err := client.NewClientWithOpts(opts...)
