@@ -40,6 +40,8 @@ type SharedReport struct {
 	Times   []time.Duration
 	Used    []int
 	Workers map[string][]int
+	Pending map[string][]int
+	Running map[string][]int
 
 	fairAcc
 }
@@ -55,6 +57,7 @@ type SharedPool struct {
 	// TierSeconds are worker-seconds by tier (the pool's provider alone
 	// when it has no tiers).
 	TierSeconds map[string]float64
+	waits       []float64
 }
 
 // BudgetUse is a budget's peak use.
@@ -131,7 +134,7 @@ func SimulateShared(o SharedOptions) (*SharedReport, error) {
 	pending := map[domain.PoolName][]int{}
 	waits := map[domain.PoolName][]time.Duration{}
 	tierSec := map[domain.PoolName]map[string]float64{}
-	rep := &SharedReport{Workers: map[string][]int{}}
+	rep := &SharedReport{Workers: map[string][]int{}, Pending: map[string][]int{}, Running: map[string][]int{}}
 	peak := map[string]int{}
 	seq := 0
 	event := func(kind domain.JobKind, j int, w domain.WorkerID, now time.Duration) {
@@ -217,9 +220,12 @@ func SimulateShared(o SharedOptions) (*SharedReport, error) {
 		}
 
 		// Measure.
-		count := map[domain.PoolName]int{}
+		count, busy := map[domain.PoolName]int{}, map[domain.PoolName]int{}
 		for _, w := range workers {
 			count[w.pool]++
+			if w.job >= 0 {
+				busy[w.pool]++
+			}
 			if tierSec[w.pool] == nil {
 				tierSec[w.pool] = map[string]float64{}
 			}
@@ -235,6 +241,8 @@ func SimulateShared(o SharedOptions) (*SharedReport, error) {
 		rep.Used = append(rep.Used, used)
 		for _, p := range pools {
 			rep.Workers[string(p.Name)] = append(rep.Workers[string(p.Name)], count[p.Name])
+			rep.Pending[string(p.Name)] = append(rep.Pending[string(p.Name)], len(pending[p.Name]))
+			rep.Running[string(p.Name)] = append(rep.Running[string(p.Name)], busy[p.Name])
 		}
 		rep.fairnessStep(pools, pending, count)
 	}
@@ -245,6 +253,9 @@ func SimulateShared(o SharedOptions) (*SharedReport, error) {
 		ws := slices.Clone(waits[p.Name])
 		slices.Sort(ws)
 		sp := SharedPool{Pool: string(p.Name), Jobs: len(ws), TierSeconds: tierSec[p.Name]}
+		for k := range min(len(ws), 200) { // evenly spaced ranks, for the plot
+			sp.waits = append(sp.waits, ws[k*len(ws)/min(len(ws), 200)].Seconds())
+		}
 		if len(ws) > 0 {
 			sp.WaitP50, sp.WaitP95, sp.WaitMax = quantile(ws, 0.5), quantile(ws, 0.95), ws[len(ws)-1]
 		}
@@ -382,4 +393,38 @@ func (r *SharedReport) WriteText(w io.Writer) error {
 		p("fairness (Jain's index of workers per weight while contended): %.3f\n", r.Fairness)
 	}
 	return err
+}
+
+// Charts plots each budget: every pool of it as a run (its jobs and
+// workers), the budget's use as one more, and the budget as the limit line.
+func (r *SharedReport) Charts(start time.Time, pools []engine.PoolConfig, budgets []policy.Budget) []PlotChart {
+	if len(r.Times) == 0 {
+		return nil
+	}
+	step := time.Second
+	if len(r.Times) > 1 {
+		step = r.Times[1] - r.Times[0]
+	}
+	var out []PlotChart
+	for _, b := range budgets {
+		c := PlotChart{Title: "budget " + b.Name + ": workers of its pools", Start: start, MaxWorkers: b.Workers, LimitName: "budget " + b.Name}
+		use := &Timeline{Step: step, Workers: r.Used, Pending: make([]int, len(r.Used)), Running: make([]int, len(r.Used)), Desired: r.Used}
+		c.Runs = append(c.Runs, PlotRun{Name: "used (all pools)", Timeline: use})
+		for _, p := range pools {
+			if p.Budget != b.Name {
+				continue
+			}
+			name := string(p.Name)
+			var waits []float64
+			for _, sp := range r.Pools {
+				if sp.Pool == name {
+					waits = sp.waits
+				}
+			}
+			c.Runs = append(c.Runs, PlotRun{Name: name, Waits: waits, Timeline: &Timeline{Step: step,
+				Workers: r.Workers[name], Pending: r.Pending[name], Running: r.Running[name], Desired: r.Workers[name]}})
+		}
+		out = append(out, c)
+	}
+	return out
 }
