@@ -36,7 +36,7 @@ func sharedTrace(n int, seed uint64) *Trace {
 }
 
 // BenchmarkSharedBudget measures, for 2, 5 and 10 pools sharing one
-// budget of 3 workers per pool (weights 1 to 3, equal priority): budget
+// budget of 5 workers per pool (weights 1 to 3, equal priority): budget
 // adherence (peak / budget, at most 1), Jain's fairness of the workers
 // per weight while contended, and the pools' mean p95 wait against the
 // same pools with fixed quotas by weight summing to the budget.
@@ -44,7 +44,7 @@ func BenchmarkSharedBudget(b *testing.B) {
 	for _, n := range []int{2, 5, 10} {
 		b.Run(fmt.Sprintf("pools=%d", n), func(b *testing.B) {
 			tr := sharedTrace(n, 7)
-			budget := policy.Budget{Name: "shared", Workers: 3 * n}
+			budget := policy.Budget{Name: "shared", Workers: 5 * n}
 			var pools []engine.PoolConfig
 			for p := range n {
 				c := sharedPool(fmt.Sprintf("pool-%d", p), 5, 1+p%3)
