@@ -134,6 +134,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 
 	eng := engine.NewEngine(pools, cfg.Reconcile.MaxJobAge.D())
+	eng.SetBudgets(cfg.EngineBudgets())
 	a.rec = reconciler.New(eng, a.provs, a.pub, a.m, a.log.With().Str("component", "reconciler").Logger(), reconciler.Options{
 		Interval:         cfg.Reconcile.Interval.D(),
 		ResyncInterval:   cfg.Reconcile.ResyncInterval.D(),
