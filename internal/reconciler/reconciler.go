@@ -68,6 +68,7 @@ type Reconciler struct {
 
 	sem     chan struct{}
 	pending int // ops in flight, owned by the loop
+	events  eventCounters
 }
 
 type opResult struct {
@@ -105,6 +106,7 @@ func New(eng *engine.Engine, provs map[domain.PoolName]providers.Provider, pub P
 		done:       make(chan struct{}),
 		pools:      map[domain.PoolName]*poolRun{},
 		sem:        make(chan struct{}, max(opt.MaxConcurrentOps, 1)),
+		events:     newEventCounters(m.Events),
 	}
 	for _, p := range eng.Pools() {
 		r.addRun(p, provs[p.Name()])
@@ -221,7 +223,7 @@ func (r *Reconciler) apply(d domain.Delivery) {
 			break // counted when it was first read
 		}
 		reason := domain.ReasonOf(d.Err)
-		r.m.Events.WithLabelValues(d.Type, engine.Invalid.String()).Inc()
+		r.events.inc(d.Type, engine.Invalid)
 		r.m.EventsDropped.WithLabelValues(reason).Inc()
 		r.dlog.Warn().Str("reason", reason).Str("type", d.Type).Err(d.Err).Msg("invalid job event dropped")
 	default:
@@ -229,7 +231,7 @@ func (r *Reconciler) apply(d domain.Delivery) {
 		if res == engine.Replayed {
 			break
 		}
-		r.m.Events.WithLabelValues(d.Type, res.String()).Inc()
+		r.events.inc(d.Type, res)
 		if reason != "" {
 			r.m.EventsDropped.WithLabelValues(reason).Inc()
 			r.dlog.Info().Str("reason", reason).Str("pool", string(d.Event.Pool)).Str("job_id", string(d.Event.JobID)).
