@@ -41,9 +41,17 @@ var mix = benchkit.Mix{Pools: 10, WorkersPerPool: 20, Lag: 100}
 
 func main() {
 	n := flag.Int("events", 20000, "job events to decode and fold")
+	out := flag.String("callgrind", "", "run under callgrind -reps times and write row 0b to this JSON file")
+	reps := flag.Int("reps", 3, "callgrind runs")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("decodefold: ")
+	if *out != "" {
+		if err := measure(*n, *reps, *out); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if err := run(*n); err != nil {
 		log.Fatal(err)
 	}
