@@ -186,15 +186,6 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		select {
 		case d := <-r.deliveries:
 			r.apply(d)
-			for range 4096 { // fold what is already queued before deciding
-				select {
-				case d = <-r.deliveries:
-					r.apply(d)
-					continue
-				default:
-				}
-				break
-			}
 		case res := <-r.opDone:
 			r.finish(res)
 		case o := <-r.observed:
@@ -207,9 +198,29 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return r.shutdown(opCtx, abandon)
 		}
+		r.drainQueued()
 		r.reconcile(opCtx)
 		if next := r.nextWake(); !next.IsZero() {
 			wake.Reset(max(next.Sub(r.now()), time.Millisecond))
+		}
+	}
+}
+
+// drainQueued takes in what is already queued (job events, provider
+// results, observations; each kind in its own order) before one reconcile
+// decides on all of it: in a burst, hundreds of events and create results
+// cost a few reconciles instead of one each.
+func (r *Reconciler) drainQueued() {
+	for range 4096 {
+		select {
+		case d := <-r.deliveries:
+			r.apply(d)
+		case res := <-r.opDone:
+			r.finish(res)
+		case o := <-r.observed:
+			r.observe(o)
+		default:
+			return
 		}
 	}
 }
