@@ -22,6 +22,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -63,7 +64,10 @@ func bursts(n, size int, every time.Duration) schedule {
 const pool = domain.PoolName("react")
 
 // reps is how many times each schedule runs (bus, then daemon).
-var reps = 3
+var (
+	reps      = 3
+	traceFile string
+)
 
 func main() {
 	n := flag.Int("events", 10_000, "events per schedule")
@@ -73,6 +77,7 @@ func main() {
 	out := flag.String("out", "bench/out/reaction.json", "result file")
 	cpuprof := flag.String("cpuprofile", "", "CPU profile of the daemon's first run of the first schedule")
 	only := flag.String("schedules", "steady,bursts", "schedules to run (steady, bursts)")
+	flag.StringVar(&traceFile, "trace", "", "with -cpuprofile: an execution trace of the same run (go tool trace -pprof=sched)")
 	flag.IntVar(&reps, "reps", 3, "runs of each schedule, bus and daemon alternating")
 	flag.Parse()
 	log.SetFlags(0)
@@ -356,6 +361,17 @@ func measureDaemon(ctx context.Context, url string, s schedule, cpuprof string) 
 			return nil, err
 		}
 		defer stop()
+		if traceFile != "" {
+			f, err := os.Create(traceFile)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			if err := trace.Start(f); err != nil {
+				return nil, err
+			}
+			defer trace.Stop()
+		}
 	}
 	sent, err := publish(ctx, js, s, subjects, data, ids)
 	if err != nil {
