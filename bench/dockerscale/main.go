@@ -354,6 +354,10 @@ func (b *bench) daemon(ctx context.Context, res *benchkit.Result) (up, down time
 		p.MaxWorkers = b.n
 		p.MaxConcurrentProvisioning = b.n
 		p.IdleTimeout = config.Fixed(time.Second)
+		// No warm buffer: with idle_workers auto (the default since issue
+		// 14) the policy keeps a worker for the next burst and 50 → 0
+		// never reaches 0.
+		p.IdleWorkers = config.IdleWorkers{}
 		p.StopGracePeriod = config.Duration(grace)
 		p.Docker.Image = b.image
 		p.Docker.PullPolicy = "never"
