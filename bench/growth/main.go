@@ -263,7 +263,7 @@ func grid(res *benchkit.Result) error {
 		Ours:      fmt.Sprintf("peak %s (min %s, max %s); flood: peak %s (min %s, max %s); NATS external: peak %s", benchkit.MB(full.med(hwm)), benchkit.MB(full.min(hwm)), benchkit.MB(full.max(hwm)), benchkit.MB(floodD.med(hwm)), benchkit.MB(floodD.min(hwm)), benchkit.MB(floodD.max(hwm)), benchkit.MB(ext.med(hwm))),
 		Ratio:     fmt.Sprintf("%.2f of budget (worst of %d runs each)", float64(worst)/float64(budget), len(full.cells)),
 		Target:    "≤ 200 MB resident",
-		Met:       benchkit.YesNo(worst <= budget) + spread,
+		Met:       fmt.Sprintf("%s (100,000 + 10,000), %s (flood)", benchkit.YesNo(full.max(hwm) <= budget), benchkit.YesNo(floodD.max(hwm) <= budget)) + spread,
 		Note:      fmt.Sprintf("soft memory limit %s chosen as cmd/autoscaler does with memory_limit unset (%s); peak RSS (VmHWM) of the daemon's process while the events are folded and the workers created; events published by another process; includes the fake recording provider's records of the workers; fold %s against %s without the limit", limitText(full.cells[0].MemLimit), full.cells[0].MemLimitFrom, benchkit.Dur(time.Duration(full.med(func(c Cell) uint64 { return uint64(c.Build) }))), benchkit.Dur(time.Duration(nolimit.med(func(c Cell) uint64 { return uint64(c.Build) })))),
 	})
 	res.Raw = map[string]any{"cells": cells, "target": target, "daemon_embedded": full.cells, "daemon_embedded_nolimit": nolimit.cells, "daemon_external": ext.cells, "flood": floodD.cells, "flood_nolimit": floodOff.cells}
