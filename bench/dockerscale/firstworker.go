@@ -17,7 +17,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hodei/hodei-autoscaler/bench/internal/benchkit"
-	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/providers/factory"
@@ -112,26 +111,10 @@ func (b *bench) firstWorker(ctx context.Context, res *benchkit.Result, n, warm i
 		return err
 	}
 	total := n + warm
-	cfg, err := benchkit.Config("embedded", store, port, []string{poolName}, func(p *config.Pool) {
-		p.Provider = "docker"
-		p.MaxWorkers = total + 1
-		p.MaxConcurrentProvisioning = total + 1
-		p.IdleTimeout = config.Fixed(time.Hour)
-		// No warm buffer: every job pays a cold start, the path measured
-		// (idle_workers: auto would learn the arrivals and keep a worker
-		// ready before the next job, which is then 0).
-		p.IdleWorkers = config.IdleWorkers{}
-		p.StopGracePeriod = config.Duration(grace)
-		p.Docker.Image = b.image
-		p.Docker.PullPolicy = "never"
-		p.Docker.NetworkMode = "host"
-		p.Env = map[string]string{"HODEI_NATS_URL": deadNATS}
-		p.Resources = domain.Resources{CPUMillis: cpuMillis, MemoryMB: memoryMB}
-	})
+	cfg, err := b.config(store, port, total+1, time.Hour)
 	if err != nil {
 		return err
 	}
-	cfg.Name = b.owner // row 4a's daemon has removed its workers by now
 	log := zerolog.New(io.Discard)
 	prov, err := factory.New(cfg.Name, cfg.Pools[0], log)
 	if err != nil {

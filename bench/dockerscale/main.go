@@ -349,26 +349,10 @@ func (b *bench) daemon(ctx context.Context, res *benchkit.Result) (up, down time
 	if err != nil {
 		return 0, 0, err
 	}
-	cfg, err := benchkit.Config("embedded", store, port, []string{poolName}, func(p *config.Pool) {
-		p.Provider = "docker"
-		p.MaxWorkers = b.n
-		p.MaxConcurrentProvisioning = b.n
-		p.IdleTimeout = config.Fixed(time.Second)
-		// No warm buffer: with idle_workers auto (the default since issue
-		// 14) the policy keeps a worker for the next burst and 50 → 0
-		// never reaches 0.
-		p.IdleWorkers = config.IdleWorkers{}
-		p.StopGracePeriod = config.Duration(grace)
-		p.Docker.Image = b.image
-		p.Docker.PullPolicy = "never"
-		p.Docker.NetworkMode = "host"
-		p.Env = map[string]string{"HODEI_NATS_URL": deadNATS}
-		p.Resources = domain.Resources{CPUMillis: cpuMillis, MemoryMB: memoryMB}
-	})
+	cfg, err := b.config(store, port, b.n, time.Second)
 	if err != nil {
 		return 0, 0, err
 	}
-	cfg.Name = b.owner
 	log := zerolog.New(io.Discard)
 	real, err := factory.New(cfg.Name, cfg.Pools[0], log)
 	if err != nil {
@@ -433,6 +417,29 @@ func (b *bench) daemon(ctx context.Context, res *benchkit.Result) (up, down time
 		return 0, 0, err
 	}
 	return up, down, nil
+}
+
+// config is the daemon's config for the Docker rows: one pool of the
+// example worker with row 4's container settings and no warm buffer (with
+// idle_workers auto, the default since issue 14, the policy keeps a worker
+// for the next burst: 50 → 0 would never reach 0, and row 4c's jobs would
+// find a worker ready instead of paying a cold start).
+func (b *bench) config(store string, port, maxWorkers int, idle time.Duration) (config.Config, error) {
+	cfg, err := benchkit.Config("embedded", store, port, []string{poolName}, func(p *config.Pool) {
+		p.Provider = "docker"
+		p.MaxWorkers = maxWorkers
+		p.MaxConcurrentProvisioning = maxWorkers
+		p.IdleTimeout = config.Fixed(idle)
+		p.IdleWorkers = config.IdleWorkers{}
+		p.StopGracePeriod = config.Duration(grace)
+		p.Docker.Image = b.image
+		p.Docker.PullPolicy = "never"
+		p.Docker.NetworkMode = "host"
+		p.Env = map[string]string{"HODEI_NATS_URL": deadNATS}
+		p.Resources = domain.Resources{CPUMillis: cpuMillis, MemoryMB: memoryMB}
+	})
+	cfg.Name = b.owner
+	return cfg, err
 }
 
 func waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
