@@ -212,9 +212,13 @@ func (r *Reconciler) Run(ctx context.Context) error {
 // cost a few reconciles instead of one each.
 func (r *Reconciler) drainQueued() {
 	for range 4096 {
-		select {
+		select { // deliveries first, on the one-channel fast path
 		case d := <-r.deliveries:
 			r.apply(d)
+			continue
+		default:
+		}
+		select {
 		case res := <-r.opDone:
 			r.finish(res)
 		case o := <-r.observed:
