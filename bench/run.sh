@@ -3,7 +3,7 @@
 # Markdown table to bench/results.md and into BENCHMARKS.md between
 # <!-- bench:begin --> and <!-- bench:end -->.
 #
-# Needs Go and, for row 4, a Docker engine (the worker image is built here
+# Needs Go, valgrind for row 0b (instruction counts) and, for row 4, a Docker engine (the worker image is built here
 # with `make worker-image`, FROM scratch: no registry). NATS runs inside the
 # benchmark programs (nats-server from the module). Row 6 runs the
 # Kubernetes engineer's BenchmarkKubernetesScaleUp when it exists.
@@ -40,13 +40,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 note "building the benchmark programs"
-go build -o "$BIN/" ./bench/stream ./bench/reaction ./bench/dockerscale ./bench/growth ./bench/report || exit 1
+go build -o "$BIN/" ./bench/stream ./bench/reaction ./bench/dockerscale ./bench/growth ./bench/decodefold ./bench/report || exit 1
 
 if want 0; then
 	note "row 0: ledger fold"
 	rm -f "$OUT/fold.txt"
 	GOMAXPROCS=1 go test -run '^$' -bench 'Fold$' -benchmem -cpu 1 -count 5 \
 		./internal/engine/ ./bench/fold/ >"$OUT/fold.txt" 2>&1 || { cat "$OUT/fold.txt" >&2; status=1; }
+	note "row 0b: instructions per event, decode and fold (callgrind; row not run without valgrind)"
+	rm -f "$OUT/decodefold.json"
+	"$BIN/decodefold" -callgrind "$OUT/decodefold.json" -events 20000 -reps 3 || status=1
 fi
 
 if want 1 || want 3; then

@@ -64,6 +64,8 @@ func main() {
 	image := flag.String("image", "hodei-worker:dev", "worker image (make worker-image)")
 	par := flag.String("parallel", "4,8,16", "xargs -P values to try")
 	runID := flag.String("run-id", "", "label value of this run (default: random)")
+	first := flag.Int("first", 50, "time to first worker (row 4c): jobs one at a time (0: skip)")
+	onlyFirst := flag.Bool("only-first", false, "run only row 4c")
 	out := flag.String("out", "bench/out/docker.json", "result file")
 	flag.Parse()
 	log.SetFlags(0)
@@ -72,7 +74,7 @@ func main() {
 		*runID = uuid.NewString()[:8]
 	}
 	res := benchkit.NewResult("dockerscale")
-	b := &bench{n: *n, image: *image, runID: *runID, owner: "hodei-bench-" + *runID}
+	b := &bench{n: *n, image: *image, runID: *runID, owner: "hodei-bench-" + *runID, first: *first, onlyFirst: *onlyFirst}
 	for _, p := range strings.Split(*par, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(p))
 		if err != nil || v < 1 {
@@ -90,12 +92,14 @@ func main() {
 		log.Printf("not run: %v", err)
 		res.Rows = append(res.Rows,
 			benchkit.NotRun("4a", "Docker: 0 → 50 running worker containers", skip.why),
-			benchkit.NotRun("4b", "Docker: 50 → 0", skip.why))
+			benchkit.NotRun("4b", "Docker: 50 → 0", skip.why),
+			benchkit.NotRun("4c", "time to first worker", skip.why))
 	case err != nil:
 		log.Printf("error: %v", err)
 		res.Rows = append(res.Rows,
 			benchkit.NotRun("4a", "Docker: 0 → 50 running worker containers", "error: "+err.Error()),
-			benchkit.NotRun("4b", "Docker: 50 → 0", "error: "+err.Error()))
+			benchkit.NotRun("4b", "Docker: 50 → 0", "error: "+err.Error()),
+			benchkit.NotRun("4c", "time to first worker", "error: "+err.Error()))
 		_ = res.Write(*out)
 		os.Exit(1)
 	}
@@ -109,12 +113,14 @@ type skipError struct{ why string }
 func (e *skipError) Error() string { return e.why }
 
 type bench struct {
-	n        int
-	image    string
-	runID    string
-	owner    string
-	parallel []int
-	cli      *client.Client
+	n         int
+	image     string
+	runID     string
+	owner     string
+	parallel  []int
+	cli       *client.Client
+	first     int // row 4c's jobs
+	onlyFirst bool
 }
 
 // dockerArgs are the `docker run` arguments giving a CLI container the
@@ -156,6 +162,9 @@ func (b *bench) run(res *benchkit.Result) error {
 	}
 	if v, err := cli.ServerVersion(ctx); err == nil {
 		res.Detail("- Docker engine %s (API %s), storage driver and image as configured on this machine; image %s", v.Version, v.APIVersion, b.image)
+	}
+	if b.onlyFirst {
+		return b.firstWorker(ctx, res, b.first, 3)
 	}
 
 	type way struct {
@@ -266,6 +275,9 @@ func (b *bench) run(res *benchkit.Result) error {
 		Met:       benchkit.YesNo(xd <= 1.2),
 		Note:      "CLI: docker stop then docker rm per container; daemon: Stop = inspect, stop (SIGTERM, grace 10 s), remove",
 	})
+	if b.first > 0 {
+		return b.firstWorker(ctx, res, b.first, 3)
+	}
 	return nil
 }
 
@@ -337,22 +349,10 @@ func (b *bench) daemon(ctx context.Context, res *benchkit.Result) (up, down time
 	if err != nil {
 		return 0, 0, err
 	}
-	cfg, err := benchkit.Config("embedded", store, port, []string{poolName}, func(p *config.Pool) {
-		p.Provider = "docker"
-		p.MaxWorkers = b.n
-		p.MaxConcurrentProvisioning = b.n
-		p.IdleTimeout = config.Fixed(time.Second)
-		p.StopGracePeriod = config.Duration(grace)
-		p.Docker.Image = b.image
-		p.Docker.PullPolicy = "never"
-		p.Docker.NetworkMode = "host"
-		p.Env = map[string]string{"HODEI_NATS_URL": deadNATS}
-		p.Resources = domain.Resources{CPUMillis: cpuMillis, MemoryMB: memoryMB}
-	})
+	cfg, err := b.config(store, port, b.n, time.Second)
 	if err != nil {
 		return 0, 0, err
 	}
-	cfg.Name = b.owner
 	log := zerolog.New(io.Discard)
 	real, err := factory.New(cfg.Name, cfg.Pools[0], log)
 	if err != nil {
@@ -417,6 +417,29 @@ func (b *bench) daemon(ctx context.Context, res *benchkit.Result) (up, down time
 		return 0, 0, err
 	}
 	return up, down, nil
+}
+
+// config is the daemon's config for the Docker rows: one pool of the
+// example worker with row 4's container settings and no warm buffer (with
+// idle_workers auto, the default since issue 14, the policy keeps a worker
+// for the next burst: 50 → 0 would never reach 0, and row 4c's jobs would
+// find a worker ready instead of paying a cold start).
+func (b *bench) config(store string, port, maxWorkers int, idle time.Duration) (config.Config, error) {
+	cfg, err := benchkit.Config("embedded", store, port, []string{poolName}, func(p *config.Pool) {
+		p.Provider = "docker"
+		p.MaxWorkers = maxWorkers
+		p.MaxConcurrentProvisioning = maxWorkers
+		p.IdleTimeout = config.Fixed(idle)
+		p.IdleWorkers = config.IdleWorkers{}
+		p.StopGracePeriod = config.Duration(grace)
+		p.Docker.Image = b.image
+		p.Docker.PullPolicy = "never"
+		p.Docker.NetworkMode = "host"
+		p.Env = map[string]string{"HODEI_NATS_URL": deadNATS}
+		p.Resources = domain.Resources{CPUMillis: cpuMillis, MemoryMB: memoryMB}
+	})
+	cfg.Name = b.owner
+	return cfg, err
 }
 
 func waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {

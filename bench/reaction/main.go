@@ -22,7 +22,9 @@ import (
 	"io"
 	"log"
 	"os"
+	"runtime/trace"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,18 +63,37 @@ func bursts(n, size int, every time.Duration) schedule {
 
 const pool = domain.PoolName("react")
 
+// reps is how many times each schedule runs (bus, then daemon).
+var (
+	reps      = 3
+	traceFile string
+)
+
 func main() {
 	n := flag.Int("events", 10_000, "events per schedule")
 	rate := flag.Float64("rate", 1000, "steady rate (events/s)")
 	burst := flag.Int("burst", 500, "burst size")
 	every := flag.Duration("every", time.Second, "time between bursts")
 	out := flag.String("out", "bench/out/reaction.json", "result file")
-	cpuprof := flag.String("cpuprofile", "", "CPU profile of the daemon's steady phase")
+	cpuprof := flag.String("cpuprofile", "", "CPU profile of the daemon's first run of the first schedule")
+	only := flag.String("schedules", "steady,bursts", "schedules to run (steady, bursts)")
+	flag.StringVar(&traceFile, "trace", "", "with -cpuprofile: an execution trace of the same run (go tool trace -pprof=sched)")
+	flag.IntVar(&reps, "reps", 3, "runs of each schedule, bus and daemon alternating")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("reaction: ")
 	res := benchkit.NewResult("reaction")
-	scheds := []schedule{steady(*n, *rate), bursts(*n, *burst, *every)}
+	var scheds []schedule
+	for _, name := range strings.Split(*only, ",") {
+		switch strings.TrimSpace(name) {
+		case "steady":
+			scheds = append(scheds, steady(*n, *rate))
+		case "bursts":
+			scheds = append(scheds, bursts(*n, *burst, *every))
+		default:
+			log.Fatalf("-schedules: unknown %q (steady, bursts)", name)
+		}
+	}
 	if err := run(res, scheds, *cpuprof); err != nil {
 		log.Printf("error: %v", err)
 		res.Rows = append(res.Rows, benchkit.NotRun("2", "reaction", "error: "+err.Error()))
@@ -100,41 +121,68 @@ func run(res *benchkit.Result, scheds []schedule, cpuprof string) error {
 	if err := benchkit.EnsureStreams(ctx, url); err != nil {
 		return err
 	}
-	for i, s := range scheds {
-		bus, err := measureBus(ctx, url, s)
-		if err != nil {
-			return fmt.Errorf("%s, bus: %w", s.name, err)
-		}
-		prof := ""
-		if i == 0 {
-			prof = cpuprof
-		}
-		ours, err := measureDaemon(ctx, url, s, prof)
-		if err != nil {
-			return fmt.Errorf("%s, daemon: %w", s.name, err)
+	for _, s := range scheds {
+		// Alternating bus and daemon runs: the machine's load drifts over
+		// both alike; each run's p99 is kept for the spread.
+		var bus, ours []time.Duration
+		var busP99, oursP99, added []time.Duration
+		for r := range reps {
+			b, err := measureBus(ctx, url, s)
+			if err != nil {
+				return fmt.Errorf("%s, bus: %w", s.name, err)
+			}
+			prof := ""
+			if r == 0 && s.name == scheds[0].name {
+				prof = cpuprof
+			}
+			o, err := measureDaemon(ctx, url, s, prof)
+			if err != nil {
+				return fmt.Errorf("%s, daemon: %w", s.name, err)
+			}
+			bd, od := benchkit.Summarise(slices.Clone(b)), benchkit.Summarise(slices.Clone(o))
+			res.Detail("- %s, run %d of %d (load %s): bus publish→delivery %s; daemon publish→create %s", s.desc, r+1, reps, benchkit.LoadAvg(), bd, od)
+			bus, ours = append(bus, b...), append(ours, o...)
+			busP99, oursP99, added = append(busP99, bd.P99), append(oursP99, od.P99), append(added, od.P99-bd.P99)
 		}
 		b, o := benchkit.Summarise(bus), benchkit.Summarise(ours)
-		res.Detail("- %s: bus publish→delivery %s", s.desc, b)
-		res.Detail("- %s: daemon publish→create %s", s.desc, o)
+		bp, op, ad := benchkit.Summarise(busP99), benchkit.Summarise(oursP99), benchkit.Summarise(added)
 		x := float64(o.P99) / float64(b.P99)
-		ok := o.P99 <= 5*time.Millisecond && x <= 10
-		note := fmt.Sprintf("%d events; fake recording provider (create answers at once); NATS external to the daemon (same process), TCP loopback", o.N)
-		if !ok && b.P99 > 5*time.Millisecond {
-			note = fmt.Sprintf("the bus alone has p99 %s on this schedule (the last events of a burst queue at the server behind the others), so 5 ms is below the physical floor here; the daemon adds %s at p99; ",
-				benchkit.Dur(b.P99), benchkit.Dur(o.P99-b.P99)) + note
+		add := o.P99 - b.P99
+		ok := (o.P99 <= 5*time.Millisecond && x <= 10) || add <= 2*time.Millisecond
+		target := "p99 ≤ 5 ms and ≤ 10× bus p99, or (issue 16) the daemon adds ≤ 2 ms to the bus's p99"
+		met := benchkit.YesNo(ok)
+		// The margin to the 2 ms target against the spread of what the
+		// daemon adds over the runs.
+		if spread := ad.Max - ad.Min; reps > 1 && spread > absDur(2*time.Millisecond-add) {
+			met += fmt.Sprintf(" — but the spread of the p99 added over %d runs (%s to %s) is wider than the margin to 2 ms (%s): not a result", reps, signed(ad.Min), signed(ad.Max), signed(2*time.Millisecond-add))
+		}
+		note := fmt.Sprintf("%d events in %d runs; per-run p99: bus %s to %s, daemon %s to %s, added %s to %s; fake recording provider (create answers at once); NATS external to the daemon (same process), TCP loopback",
+			o.N, reps, benchkit.Dur(bp.Min), benchkit.Dur(bp.Max), benchkit.Dur(op.Min), benchkit.Dur(op.Max), signed(ad.Min), signed(ad.Max))
+		if b.P99 > 5*time.Millisecond {
+			note = fmt.Sprintf("the bus alone has p99 %s on this schedule (the last events of a burst queue at the server behind the others), so 5 ms is below the physical floor here; ", benchkit.Dur(b.P99)) + note
 		}
 		res.Rows = append(res.Rows, benchkit.Row{
-			ID:        fmt.Sprintf("2%c", 'a'+i),
+			ID:        "2" + map[string]string{"steady": "a", "bursts": "b"}[s.name],
 			What:      "reaction: queued publish → provider create call, " + s.desc,
 			Reference: "NATS publish→delivery, same server and schedule: " + short(b),
 			Ours:      short(o),
-			Ratio:     benchkit.Ratio(x) + " (p99)",
-			Target:    "p99 ≤ 5 ms and ≤ 10× bus p99",
-			Met:       benchkit.YesNo(ok),
+			Ratio:     benchkit.Ratio(x) + " (p99); adds " + signed(add) + " at p99",
+			Target:    target,
+			Met:       met,
 			Note:      note,
 		})
 	}
 	return nil
+}
+
+func absDur(d time.Duration) time.Duration { return max(d, -d) }
+
+// signed formats a difference of durations with its sign.
+func signed(d time.Duration) string {
+	if d < 0 {
+		return "−" + benchkit.Dur(-d)
+	}
+	return "+" + benchkit.Dur(d)
 }
 
 func short(d benchkit.Dist) string {
@@ -313,6 +361,17 @@ func measureDaemon(ctx context.Context, url string, s schedule, cpuprof string) 
 			return nil, err
 		}
 		defer stop()
+		if traceFile != "" {
+			f, err := os.Create(traceFile)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			if err := trace.Start(f); err != nil {
+				return nil, err
+			}
+			defer trace.Stop()
+		}
 	}
 	sent, err := publish(ctx, js, s, subjects, data, ids)
 	if err != nil {

@@ -40,7 +40,7 @@ func main() {
 	var sections []string
 	var loads []string
 	rows = append(rows, foldRows(filepath.Join(*dir, "fold.txt"), &sections)...)
-	for _, name := range []string{"stream", "reaction", "docker", "growth"} {
+	for _, name := range []string{"decodefold", "stream", "reaction", "docker", "growth"} {
 		r, err := readResult(filepath.Join(*dir, name+".json"))
 		if err != nil {
 			for _, id := range programRows[name] {
@@ -84,10 +84,11 @@ func main() {
 
 // programRows are the rows each program writes ("id what").
 var programRows = map[string][]string{
-	"stream":   {"1 ingest", "3 recovery"},
-	"reaction": {"2 reaction"},
-	"docker":   {"4 Docker 0 → 50 → 0"},
-	"growth":   {"5 growth"},
+	"decodefold": {"0b instructions per event, decode and fold"},
+	"stream":     {"1 ingest", "3 recovery"},
+	"reaction":   {"2 reaction"},
+	"docker":     {"4 Docker 0 → 50 → 0"},
+	"growth":     {"5 growth"},
 }
 
 func cell(s string) string {

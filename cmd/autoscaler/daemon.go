@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/hodei/hodei-autoscaler/internal/app"
 	"github.com/hodei/hodei-autoscaler/internal/logging"
+	"github.com/hodei/hodei-autoscaler/internal/memlimit"
 )
 
 func runDaemon(args []string, stdout, stderr io.Writer) int {
@@ -47,9 +47,11 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	}
 	routeKlog(log)
 	defer klog.ClearLogger()
-	if cfg.MemoryLimit > 0 {
-		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	mem, err := memlimit.Apply(int64(cfg.MemoryLimit))
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot read the cgroup memory limit; using the default soft memory limit")
 	}
+	log.Info().Int64("memory_limit_bytes", mem.Limit).Str("from", string(mem.Source)).Int64("cgroup_limit_bytes", mem.Cgroup).Msg("soft memory limit")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	reload := reloadSignal(ctx)

@@ -22,9 +22,11 @@ type Config struct {
 	Shutdown  Shutdown  `yaml:"shutdown"`
 	// DryRun computes and publishes decisions without calling providers.
 	DryRun bool `yaml:"dry_run"`
-	// MemoryLimit is the Go runtime's soft memory limit (0: none, or the
-	// GOMEMLIMIT environment variable). With the embedded NATS server the
-	// bus's caches share the process, and a limit keeps the whole bounded.
+	// MemoryLimit is the Go runtime's soft memory limit. 0 (the default)
+	// chooses one: GOMEMLIMIT if set (GOMEMLIMIT=off for none), else 90%
+	// of the cgroup's memory limit, else memlimit.Default (150MiB). With
+	// the embedded NATS server the bus's caches share the process, and a
+	// limit keeps the whole bounded (internal/memlimit).
 	MemoryLimit ByteSize `yaml:"memory_limit"`
 	// Budgets are named capacities shared by the pools that name them
 	// (budget.go, docs/policy.md).

@@ -55,7 +55,7 @@ func (c *Config) validate(v *validator) {
 		v.add("http.listen", "must be host:port with a port of 0-65535, such as 127.0.0.1:9090 (got %q)", c.HTTP.Listen)
 	}
 	if c.MemoryLimit != 0 && c.MemoryLimit < 32<<20 {
-		v.add("memory_limit", "must be 0 (no limit) or at least 32MiB, such as 256MiB (got %d bytes)", c.MemoryLimit)
+		v.add("memory_limit", "must be 0 (chosen: GOMEMLIMIT, the cgroup limit or 150MiB) or at least 32MiB, such as 256MiB (got %d bytes)", c.MemoryLimit)
 	}
 	c.NATS.validate(v)
 	c.Reconcile.validate(v)

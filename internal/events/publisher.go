@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,10 +148,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 		}
-		o := p.queue[0]
+		batch := slices.Clone(p.queue[:min(len(p.queue), publishWindow)])
 		p.mu.Unlock()
 
-		if err := p.publish(ctx, o); err != nil {
+		done, err := p.publishBatch(ctx, batch)
+		if err != nil {
 			p.mu.Lock()
 			left := p.queue
 			p.queue = nil
@@ -161,23 +163,97 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return err
 		}
 		p.mu.Lock()
-		if len(p.queue) > 0 && p.queue[0].id == o.id {
-			p.queue = p.queue[1:]
+		for _, o := range batch[:done] {
+			if len(p.queue) > 0 && p.queue[0].id == o.id {
+				p.queue = p.queue[1:]
+			}
 		}
 		p.mu.Unlock()
 	}
 }
 
-// publish retries one event until the server stores it or ctx ends.
-func (p *Publisher) publish(ctx context.Context, o outgoing) error {
+// publishWindow is how many queued events are in flight at once: a burst
+// of lifecycle and decision events costs one flush and one wait for the
+// acks instead of a round trip each (BENCHMARKS.md, row 2b).
+const publishWindow = 256
+
+// publishBatch sends batch in order without waiting between events and
+// returns how many from its head the server stored. When the head itself
+// fails it falls back to publish, which retries it with backoff, so an
+// outage keeps the order and the retry of one event at a time; when a
+// later one fails, the next round starts from it (the events after it
+// that were stored are then sent again and dropped by the server's
+// Nats-Msg-Id de-duplication).
+func (p *Publisher) publishBatch(ctx context.Context, batch []outgoing) (int, error) {
+	if len(batch) == 1 {
+		return 1, p.publish(ctx, batch[0])
+	}
+	futures := make([]jetstream.PubAckFuture, len(batch))
+	skip := make([]bool, len(batch))
+	for i, o := range batch {
+		msg, ok := p.message(o)
+		if !ok {
+			skip[i] = true
+			continue
+		}
+		f, err := p.js.PublishMsgAsync(msg)
+		if err != nil {
+			break // this one and the rest go next round
+		}
+		futures[i] = f
+	}
+	// As publish's per-attempt timeout: an ack lost with a connection
+	// must not hold the queue.
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	done := 0
+acks:
+	for i := range batch {
+		switch {
+		case skip[i]:
+			done++
+			continue
+		case futures[i] == nil:
+			break acks
+		}
+		select {
+		case <-futures[i].Ok():
+			p.observe(batch[i].typ, "published")
+			done++
+		case <-futures[i].Err():
+			break acks
+		case <-timeout.C:
+			break acks
+		case <-ctx.Done():
+			return done, ctx.Err()
+		}
+	}
+	if done == 0 {
+		return 1, p.publish(ctx, batch[0])
+	}
+	return done, nil
+}
+
+// message encodes one event; an event that cannot be encoded is logged,
+// counted as an error and dropped (false).
+func (p *Publisher) message(o outgoing) (*nats.Msg, bool) {
 	payload, err := EncodeExt(o.id, p.source, o.typ, o.time, o.data, o.ext)
 	if err != nil {
 		p.log.Error().Err(err).Str("type", o.typ).Msg("cannot encode event; dropping it")
 		p.observe(o.typ, "error")
-		return nil
+		return nil, false
 	}
 	msg := &nats.Msg{Subject: o.subject, Data: payload, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, o.id)
+	return msg, true
+}
+
+// publish retries one event until the server stores it or ctx ends.
+func (p *Publisher) publish(ctx context.Context, o outgoing) error {
+	msg, ok := p.message(o)
+	if !ok {
+		return nil
+	}
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 100 * time.Millisecond
 	bo.MaxInterval = 5 * time.Second

@@ -68,6 +68,7 @@ type Reconciler struct {
 
 	sem     chan struct{}
 	pending int // ops in flight, owned by the loop
+	events  eventCounters
 }
 
 type opResult struct {
@@ -106,6 +107,7 @@ func New(eng *engine.Engine, provs map[domain.PoolName]providers.Provider, pub P
 		done:       make(chan struct{}),
 		pools:      map[domain.PoolName]*poolRun{},
 		sem:        make(chan struct{}, max(opt.MaxConcurrentOps, 1)),
+		events:     newEventCounters(m.Events),
 	}
 	for _, p := range eng.Pools() {
 		r.addRun(p, provs[p.Name()])
@@ -191,15 +193,6 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		select {
 		case d := <-r.deliveries:
 			r.apply(d)
-			for range 4096 { // fold what is already queued before deciding
-				select {
-				case d = <-r.deliveries:
-					r.apply(d)
-					continue
-				default:
-				}
-				break
-			}
 		case res := <-r.opDone:
 			r.finish(res)
 		case o := <-r.observed:
@@ -212,9 +205,33 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return r.shutdown(opCtx, abandon)
 		}
+		r.drainQueued()
 		r.reconcile(opCtx)
 		if next := r.nextWake(); !next.IsZero() {
 			wake.Reset(max(next.Sub(r.now()), time.Millisecond))
+		}
+	}
+}
+
+// drainQueued takes in what is already queued (job events, provider
+// results, observations; each kind in its own order) before one reconcile
+// decides on all of it: in a burst, hundreds of events and create results
+// cost a few reconciles instead of one each.
+func (r *Reconciler) drainQueued() {
+	for range 4096 {
+		select { // deliveries first, on the one-channel fast path
+		case d := <-r.deliveries:
+			r.apply(d)
+			continue
+		default:
+		}
+		select {
+		case res := <-r.opDone:
+			r.finish(res)
+		case o := <-r.observed:
+			r.observe(o)
+		default:
+			return
 		}
 	}
 }
@@ -228,7 +245,7 @@ func (r *Reconciler) apply(d domain.Delivery) {
 			break // counted when it was first read
 		}
 		reason := domain.ReasonOf(d.Err)
-		r.m.Events.WithLabelValues(d.Type, engine.Invalid.String()).Inc()
+		r.events.inc(d.Type, engine.Invalid)
 		r.m.EventsDropped.WithLabelValues(reason).Inc()
 		r.dlog.Warn().Str("reason", reason).Str("type", d.Type).Err(d.Err).Msg("invalid job event dropped")
 	case d.Ignored: // a kind of event the input does not use
@@ -240,7 +257,7 @@ func (r *Reconciler) apply(d domain.Delivery) {
 		if res == engine.Replayed {
 			break
 		}
-		r.m.Events.WithLabelValues(d.Type, res.String()).Inc()
+		r.events.inc(d.Type, res)
 		if reason != "" {
 			r.m.EventsDropped.WithLabelValues(reason).Inc()
 			r.dlog.Info().Str("reason", reason).Str("pool", string(d.Event.Pool)).Str("job_id", string(d.Event.JobID)).

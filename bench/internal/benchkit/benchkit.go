@@ -100,8 +100,8 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 
 // Dist summarises a latency distribution.
 type Dist struct {
-	N                  int
-	P50, P95, P99, Max time.Duration
+	N                       int
+	Min, P50, P95, P99, Max time.Duration
 }
 
 // Summarise sorts ds in place and returns its distribution.
@@ -112,7 +112,7 @@ func Summarise(ds []time.Duration) Dist {
 		return d
 	}
 	d.P50, d.P95, d.P99 = Percentile(ds, 50), Percentile(ds, 95), Percentile(ds, 99)
-	d.Max = ds[len(ds)-1]
+	d.Min, d.Max = ds[0], ds[len(ds)-1]
 	return d
 }
 

@@ -168,7 +168,7 @@ func (m Mix) Events(n int) []Event {
 // Fill publishes evs to JetStream with the Nats-Msg-Id header, as a
 // scheduler does, many in flight at once, and waits for every ack.
 func Fill(ctx context.Context, js jetstream.JetStream, evs []Event, now func() time.Time) error {
-	const window = 4096
+	const window = 1024 // below PublishAsyncMaxPending (4000), which stalls a loaded machine
 	futures := make([]jetstream.PubAckFuture, 0, window)
 	wait := func() error {
 		for _, f := range futures {

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hodei/hodei-autoscaler/bench/internal/benchkit"
+)
+
+// counts are one callgrind run's instructions inside foldAll, and the
+// inclusive counts of its two parts.
+type counts struct {
+	Total, Decode, Apply uint64
+}
+
+// parts are the functions whose inclusive counts are reported.
+var parts = []struct {
+	name   string
+	symbol string
+	field  func(*counts) *uint64
+}{
+	{"decode", "internal/events.Decoder.Decode [", func(c *counts) *uint64 { return &c.Decode }},
+	{"apply", "internal/engine.(*Engine).ApplyJob [", func(c *counts) *uint64 { return &c.Apply }},
+}
+
+// callgrindOnce runs this program under callgrind for n events and reads
+// the counts with callgrind_annotate.
+func callgrindOnce(n int, dir string, rep int) (counts, error) {
+	var c counts
+	self, err := os.Executable()
+	if err != nil {
+		return c, err
+	}
+	out := filepath.Join(dir, fmt.Sprintf("callgrind.%d.out", rep))
+	cmd := exec.Command("valgrind", "--tool=callgrind", "--toggle-collect=main.foldAll", "--callgrind-out-file="+out,
+		self, "-events", strconv.Itoa(n))
+	// Async preemption signals can trip callgrind's signal bookkeeping
+	// (threads.c: vgCallgrind_post_signal); nothing else runs here anyway.
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GOGC=off", "GODEBUG=asyncpreemptoff=1")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return c, fmt.Errorf("valgrind: %w: %s", err, lastLines(b, 5))
+	}
+	ann, err := exec.Command("callgrind_annotate", "--inclusive=yes", out).Output()
+	if err != nil {
+		return c, fmt.Errorf("callgrind_annotate: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(ann))
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, err := strconv.ParseUint(strings.ReplaceAll(f[0], ",", ""), 10, 64)
+		if err != nil {
+			continue
+		}
+		if strings.Contains(line, "PROGRAM TOTALS") {
+			c.Total = v
+		}
+		for _, p := range parts {
+			if strings.Contains(line, p.symbol) && *p.field(&c) == 0 {
+				*p.field(&c) = v
+			}
+		}
+	}
+	if c.Total == 0 {
+		return c, fmt.Errorf("no totals in callgrind_annotate's output")
+	}
+	return c, nil
+}
+
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " / ")
+}
+
+// measure runs reps callgrind runs and writes row 0b to out.
+func measure(n, reps int, out string) error {
+	res := benchkit.NewResult("decodefold")
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		res.Rows = append(res.Rows, benchkit.NotRun("0b", "instructions per event, decode and fold", "valgrind is not installed (apt-get install valgrind)"))
+		return res.Write(out)
+	}
+	dir, err := os.MkdirTemp("", "hodei-bench-callgrind-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var runs []counts
+	for i := range reps {
+		c, err := callgrindOnce(n, dir, i)
+		for try := 1; err != nil && try < 3; try++ { // valgrind under Go now and then asserts
+			log.Printf("callgrind run %d, try %d: %v", i, try, err)
+			c, err = callgrindOnce(n, dir, i)
+		}
+		if err != nil {
+			res.Rows = append(res.Rows, benchkit.NotRun("0b", "instructions per event, decode and fold", "error: "+err.Error()))
+			_ = res.Write(out)
+			return err
+		}
+		runs = append(runs, c)
+	}
+	per := func(pick func(counts) uint64) (lo, med, hi float64) {
+		var v []float64
+		for _, r := range runs {
+			v = append(v, float64(pick(r))/float64(n))
+		}
+		slices.Sort(v)
+		return v[0], v[len(v)/2], v[len(v)-1]
+	}
+	tl, tm, th := per(func(c counts) uint64 { return c.Total })
+	_, dm, _ := per(func(c counts) uint64 { return c.Decode })
+	_, am, _ := per(func(c counts) uint64 { return c.Apply })
+	res.Detail("- callgrind, %d events, %d runs: per event %.0f instructions (min %.0f, max %.0f): decode %.0f, engine ApplyJob %.0f, the rest (subject type, counter, loop) %.0f",
+		n, reps, tm, tl, th, dm, am, tm-dm-am)
+	res.Rows = append(res.Rows, benchkit.Row{
+		ID:        "0b",
+		What:      "instructions per event, decode and fold (callgrind, load-independent): the consumer's decode and the loop's apply of one job event",
+		Reference: "before issue 16 (commit 1d98f73): 11,976 per event (decode 8,262, ApplyJob 2,245, counter label lookup 1,104)",
+		Ours:      fmt.Sprintf("%.0f per event (min %.0f, max %.0f over %d runs): decode %.0f, ApplyJob %.0f, rest %.0f", tm, tl, th, reps, dm, am, tm-dm-am),
+		Ratio:     fmt.Sprintf("%.3f of before", tm/11976),
+		Target:    "issue 16: counted before and after each optimisation (no numeric target)",
+		Met:       "n/a",
+		Note:      fmt.Sprintf("bench/decodefold, GOMAXPROCS=1 GOGC=off, %d events of the stream mix, only foldAll collected; excludes the JetStream metadata parse and the channel to the loop", n),
+	})
+	return res.Write(out)
+}

@@ -1,0 +1,145 @@
+// Command decodefold is the load-independent measure of the daemon's
+// per-event hot path (issue 16): on one goroutine, it decodes N contract
+// job events as the consumer does (events.Decoder.Decode and the subject's
+// type) and folds them as the loop's apply does (engine.Engine.ApplyJob
+// and the event counter), with the stream bench's mix (10 pools of 20
+// workers, each job started 100 jobs after it was queued and finished 100
+// after that; the workers listed first, as after a restart). The events
+// are encoded before, outside the measured function foldAll.
+//
+// Run it under callgrind, which counts instructions, repeatable on a
+// shared machine where wall-clock time is not; only foldAll is collected
+// (one goroutine, GOMAXPROCS=1 and GOGC=off: nothing else runs inside it):
+//
+//	go build -o /tmp/decodefold ./bench/decodefold
+//	GOMAXPROCS=1 GOGC=off valgrind --tool=callgrind --toggle-collect='main.foldAll' --callgrind-out-file=/tmp/cg.out /tmp/decodefold -events 20000
+//	callgrind_annotate --inclusive=yes /tmp/cg.out | head -40
+//
+// bench/run.sh does that and divides the instructions collected (and
+// those of Decode and ApplyJob) by N: the instruction-count row of
+// BENCHMARKS.md.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hodei/hodei-autoscaler/bench/internal/benchkit"
+	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/engine"
+	"github.com/hodei/hodei-autoscaler/internal/events"
+	"github.com/hodei/hodei-autoscaler/internal/metrics"
+	"github.com/hodei/hodei-autoscaler/internal/policy"
+)
+
+var mix = benchkit.Mix{Pools: 10, WorkersPerPool: 20, Lag: 100}
+
+func main() {
+	n := flag.Int("events", 20000, "job events to decode and fold")
+	out := flag.String("callgrind", "", "run under callgrind -reps times and write row 0b to this JSON file")
+	reps := flag.Int("reps", 3, "callgrind runs")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("decodefold: ")
+	if *out != "" {
+		if err := measure(*n, *reps, *out); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if err := run(*n); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type message struct {
+	subject string
+	payload []byte
+}
+
+func run(n int) error {
+	t0 := time.Now()
+	var msgs []message
+	for _, ev := range mix.Events(n) {
+		subj, payload, _, err := benchkit.Encode(ev, t0)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, message{subj, payload})
+	}
+	var cfgs []engine.PoolConfig
+	for i := range mix.Pools {
+		cfgs = append(cfgs, engine.PoolConfig{Name: mix.PoolName(i), Provider: "fake",
+			Settings: policy.Settings{MaxWorkers: mix.WorkersPerPool, JobsPerWorker: 1, IdleTimeout: time.Hour,
+				ProvisionTimeout: 5 * time.Minute, MaxConcurrentProvisioning: mix.WorkersPerPool},
+			StopGrace: 10 * time.Second, RetryInitial: time.Second, RetryMax: time.Minute, RetryJitter: 0.2})
+	}
+	eng := engine.NewEngine(cfgs, 24*time.Hour)
+	for i := range mix.Pools {
+		var ws []domain.Worker
+		for k := range mix.WorkersPerPool {
+			ws = append(ws, domain.Worker{ID: mix.Worker(i, k), Pool: mix.PoolName(i), Phase: domain.PhaseReady, CreatedAt: t0})
+		}
+		eng.ObserveList(mix.PoolName(i), ws, t0, t0)
+	}
+	m := metrics.New(prometheus.NewRegistry())
+	dec := events.Decoder{Subjects: benchkit.Subjects, MaxBytes: 64 << 10}
+	applied := foldAll(dec, eng, m, msgs, t0)
+	if applied != n {
+		return fmt.Errorf("%d of %d events applied", applied, n)
+	}
+	var pending, running int
+	for _, p := range eng.Pools() {
+		s := p.State()
+		pending, running = pending+s.Pending, running+s.Running
+	}
+	fmt.Fprintf(os.Stdout, "%d events decoded and folded: %d pending, %d running\n", n, pending, running)
+	return nil
+}
+
+// foldAll is the measured part: per message what the consumer's decode
+// and the loop's apply do (internal/events/consumer.go,
+// internal/reconciler/reconciler.go and eventcount.go: the counter's
+// series looked up once per type and result), without the channel
+// between them.
+//
+//go:noinline
+func foldAll(dec events.Decoder, eng *engine.Engine, m *metrics.Metrics, msgs []message, now time.Time) int {
+	type key struct {
+		typ string
+		res engine.Result
+	}
+	series := map[key]prometheus.Counter{}
+	count := func(typ string, res engine.Result) {
+		c, ok := series[key{typ, res}]
+		if !ok {
+			c = m.Events.WithLabelValues(typ, res.String())
+			series[key{typ, res}] = c
+		}
+		c.Inc()
+	}
+	applied := 0
+	for i, msg := range msgs {
+		typ := "unknown"
+		if _, kind, ok := dec.Subjects.ParseJob(msg.subject); ok {
+			typ = kind.Type()
+		}
+		ev, err := dec.Decode(msg.subject, msg.payload)
+		if err != nil {
+			count(typ, engine.Invalid)
+			continue
+		}
+		ev.Seq, ev.Stored = uint64(i+1), now
+		res, _ := eng.ApplyJob(ev, now)
+		count(typ, res)
+		if res == engine.Applied {
+			applied++
+		}
+	}
+	return applied
+}
