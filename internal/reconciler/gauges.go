@@ -10,8 +10,8 @@ import (
 
 // poolGauges are a pool's gauge children, resolved once.
 type poolGauges struct {
-	pending, running, desired, up, open, min, max prometheus.Gauge
-	workers                                       [len(domain.WorkerStates)]prometheus.Gauge
+	pending, running, desired, up, open, min, max, held prometheus.Gauge
+	workers                                             [len(domain.WorkerStates)]prometheus.Gauge
 }
 
 func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *poolGauges {
@@ -24,6 +24,7 @@ func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *p
 		open:    m.BreakerOpen.WithLabelValues(name),
 		min:     m.MinWorkers.WithLabelValues(name),
 		max:     m.MaxWorkers.WithLabelValues(name),
+		held:    m.PoolLeaseHeld.WithLabelValues(name),
 	}
 	g.setUp(true)
 	for i, s := range domain.WorkerStates {
