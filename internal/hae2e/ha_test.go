@@ -101,6 +101,11 @@ func TestKillHolderMidBurst(t *testing.T) {
 // partition heals it does not act on the pool again beside the new holder.
 func TestPartitionedHolderStopsBeforeTakeover(t *testing.T) {
 	e := newEnv(t, true)
+	// One create at a time, each answered 700ms late by the holder's
+	// engine proxy: the holder still has creates to make for seconds
+	// after it is cut off, so without a fence it would go on calling
+	// after the new holder has begun.
+	e.poolExtra = "    max_concurrent_provisioning: 1\n"
 	rs := []*replica{e.addReplica("r1", false), e.addReplica("r2", false)}
 	for _, r := range rs {
 		bustest.Eventually(t, 60*time.Second, "replica "+r.id+" ready", r.ready)
@@ -113,16 +118,15 @@ func TestPartitionedHolderStopsBeforeTakeover(t *testing.T) {
 			next = r
 		}
 	}
-	first := e.queue("before", 8, 2*time.Second)
-	bustest.Eventually(t, 60*time.Second, "workers up", func() bool { return len(e.containers()) >= 4 })
+	old.engine.DelayCreates(700 * time.Millisecond)
+	first := e.queue("before", 10, 2*time.Second)
+	bustest.Eventually(t, 60*time.Second, "the holder creating", func() bool { return len(e.containers()) >= 1 })
 
 	cut := time.Now()
 	for _, p := range old.proxies {
 		p.Cut(tcpproxy.Blackhole)
 	}
-	// Jobs keep coming while the holder is cut off; its idle workers'
-	// timeouts fall due meanwhile too, so an unfenced holder would call.
-	during := e.queue("during", 8, 2*time.Second)
+	during := e.queue("during", 4, 2*time.Second)
 	var took time.Duration
 	bustest.Eventually(t, 4*leaseTTL, "the other replica holding the pool", func() bool {
 		if next.holds() {
@@ -158,6 +162,9 @@ func TestPartitionedHolderStopsBeforeTakeover(t *testing.T) {
 	}
 	if !firstNew.IsZero() && lastOld.After(firstNew) {
 		t.Errorf("the cut-off holder called the provider at %s, after the new holder's first call at %s", lastOld.Format("15:04:05.000"), firstNew.Format("15:04:05.000"))
+	}
+	if fence := leaseTTL; lastOld.Sub(cut) > fence {
+		t.Errorf("the cut-off holder called the provider %v after the cut, beyond its fence (under the lease ttl %v)", lastOld.Sub(cut), fence)
 	}
 	if !firstNew.IsZero() && !lastOld.IsZero() {
 		t.Logf("cut-off holder's last call %v after the cut; new holder's first call %v after the cut", lastOld.Sub(cut).Round(time.Millisecond), firstNew.Sub(cut).Round(time.Millisecond))

@@ -87,8 +87,10 @@ type env struct {
 	jobs   *bustest.Jobs
 	jobEv  *bustest.Collector
 	wrkEv  *bustest.Collector
-	// pool settings
+	// pool settings; poolExtra is YAML added to the pool (its keys at
+	// four spaces)
 	maxWorkers int
+	poolExtra  string
 	mu         sync.Mutex
 	replicas   []*replica
 }
@@ -179,13 +181,13 @@ pools:
     provision_timeout: 60s
     env: {HODEI_NATS_URL: %q}
     resources: {cpu_millis: 250, memory_mb: 64}
-    docker:
+%s    docker:
       host: %q
       image: %q
       pull_policy: never
       network_mode: host
       read_only_rootfs: true
-`, e.owner, r.http, strings.Join(urls, ", "), !haOff, id, leaseTTL, renewEvery, pool, e.maxWorkers, e.nats.URL(), dockerHost, e.image)
+`, e.owner, r.http, strings.Join(urls, ", "), !haOff, id, leaseTTL, renewEvery, pool, e.maxWorkers, e.nats.URL(), e.poolExtra, dockerHost, e.image)
 	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
