@@ -230,16 +230,20 @@ func TestRollingRestart(t *testing.T) {
 			case <-stop:
 				queued <- ids
 				return
-			case <-time.After(500 * time.Millisecond):
+			case <-time.After(300 * time.Millisecond):
 			}
 			ids = append(ids, e.queue(fmt.Sprintf("steady%d", i), 1, 2*time.Second)...)
 		}
 	}()
+	bustest.Eventually(t, 60*time.Second, "workers busy under the load", func() bool { return len(e.containers()) >= 3 })
 	for _, r := range rs {
+		was := r.holds()
 		r.stop(60 * time.Second)
 		r.start()
 		bustest.Eventually(t, 60*time.Second, "replica "+r.id+" ready again", r.ready)
-		e.holder(3 * leaseTTL)
+		h := e.holder(3 * leaseTTL)
+		t.Logf("restarted %s (held the pool: %v); %s holds it", r.id, was, h.id)
+		time.Sleep(3 * time.Second) // load on the new arrangement
 	}
 	close(stop)
 	ids := <-queued
@@ -251,6 +255,11 @@ func TestRollingRestart(t *testing.T) {
 	}
 	if bs := e.busyStops(); len(bs) > 0 {
 		t.Errorf("busy workers drained:\n%v", bs)
+	}
+	sw, gaps, inflight := terms(e.calls())
+	t.Logf("provider terms: %d switches, gaps %v, calls in flight at a switch %d", sw, gaps, inflight)
+	if len(ids) < 10 {
+		t.Errorf("only %d jobs under load", len(ids))
 	}
 	t.Logf("%d jobs served over a rolling restart of %d replicas; peak %d workers", len(ids), len(rs), s.max())
 }
