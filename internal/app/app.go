@@ -101,6 +101,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 	defer func() {
 		if err != nil {
+			a.endLease()
 			a.close()
 		}
 	}()

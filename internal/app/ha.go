@@ -80,6 +80,20 @@ func (a *App) runLease(ctx context.Context, done chan<- error) {
 	done <- a.lease.Run(ctx)
 }
 
+// endLease gives up a lease session that Run never took over (New failed
+// after claiming it), so the next daemon of the name need not wait a TTL
+// for it.
+func (a *App) endLease() {
+	if a.lease == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.lease.Run(ctx); err != nil {
+		a.log.Warn().Err(err).Msg("ending the lease session")
+	}
+}
+
 // poolStatus is the reconciler's status with each pool's lease holder.
 func (a *App) poolStatus() []reconciler.PoolStatus {
 	st := a.rec.Status()
