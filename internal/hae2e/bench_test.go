@@ -28,11 +28,7 @@ func TestFailoverBench(t *testing.T) {
 		trials = n
 	}
 	e := newEnv(t, true)
-	rs := []*replica{e.addReplica("r1", false), e.addReplica("r2", false)}
-	for _, r := range rs {
-		bustest.Eventually(t, 60*time.Second, "replica "+r.id+" ready", r.ready)
-	}
-	e.follow()
+	rs := e.start("r1", "r2")
 	var took []time.Duration
 	for i := range trials {
 		h := e.holder(3 * leaseTTL)

@@ -49,11 +49,7 @@ func TestSameNameGuard(t *testing.T) {
 // while busy, none is left behind.
 func TestKillHolderMidBurst(t *testing.T) {
 	e := newEnv(t, true)
-	rs := []*replica{e.addReplica("r1", false), e.addReplica("r2", false), e.addReplica("r3", false)}
-	for _, r := range rs {
-		bustest.Eventually(t, 60*time.Second, "replica "+r.id+" ready", r.ready)
-	}
-	e.follow()
+	rs := e.start("r1", "r2", "r3")
 	old := e.holder(3 * leaseTTL)
 	s := e.sample()
 	ids := e.queue("burst", 30, 3*time.Second)
@@ -106,11 +102,7 @@ func TestPartitionedHolderStopsBeforeTakeover(t *testing.T) {
 	// after it is cut off, so without a fence it would go on calling
 	// after the new holder has begun.
 	e.poolExtra = "    max_concurrent_provisioning: 1\n"
-	rs := []*replica{e.addReplica("r1", false), e.addReplica("r2", false)}
-	for _, r := range rs {
-		bustest.Eventually(t, 60*time.Second, "replica "+r.id+" ready", r.ready)
-	}
-	e.follow()
+	rs := e.start("r1", "r2")
 	old := e.holder(3 * leaseTTL)
 	var next *replica
 	for _, r := range rs {
@@ -178,11 +170,7 @@ func TestPartitionedHolderStopsBeforeTakeover(t *testing.T) {
 // job served), and no healthy replica loses its lease.
 func TestNATSNodeKillUnderLoad(t *testing.T) {
 	e := newEnv(t, true)
-	rs := []*replica{e.addReplica("r1", false), e.addReplica("r2", false)}
-	for _, r := range rs {
-		bustest.Eventually(t, 60*time.Second, "replica "+r.id+" ready", r.ready)
-	}
-	e.follow()
+	rs := e.start("r1", "r2")
 	h := e.holder(3 * leaseTTL)
 	var ids []string
 	for wave := range 6 {
@@ -214,11 +202,7 @@ func TestNATSNodeKillUnderLoad(t *testing.T) {
 // provider calls of the replicas never interleave.
 func TestRollingRestart(t *testing.T) {
 	e := newEnv(t, true)
-	rs := []*replica{e.addReplica("r1", false), e.addReplica("r2", false)}
-	for _, r := range rs {
-		bustest.Eventually(t, 60*time.Second, "replica "+r.id+" ready", r.ready)
-	}
-	e.follow()
+	rs := e.start("r1", "r2")
 	e.holder(3 * leaseTTL)
 	s := e.sample()
 	stop := make(chan struct{})

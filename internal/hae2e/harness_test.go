@@ -198,6 +198,21 @@ pools:
 	return r
 }
 
+// start starts ha replicas with these ids, waits until each is ready,
+// and follows the cluster's streams.
+func (e *env) start(ids ...string) []*replica {
+	e.t.Helper()
+	var rs []*replica
+	for _, id := range ids {
+		rs = append(rs, e.addReplica(id, false))
+	}
+	for _, r := range rs {
+		bustest.Eventually(e.t, 60*time.Second, "replica "+r.id+" ready", r.ready)
+	}
+	e.follow()
+	return rs
+}
+
 // start runs the daemon process (again).
 func (r *replica) start() {
 	t := r.e.t
