@@ -36,7 +36,7 @@ test: k8s-tools tools ## everything: unit, NATS, Docker, Kubernetes, Helm and Pr
 	$(GO) test -race -count=1 -timeout 45m ./...
 
 test-unit: ## the fast part: no Docker, no control plane
-	$(GO) test -race -short ./internal/domain/... ./internal/policy/... ./internal/config/... ./internal/engine/... ./internal/reconciler/... ./internal/logging/... ./internal/clock/... ./internal/events/... ./internal/lease/... ./internal/sim/... ./internal/providers/kubernetes/... ./internal/configwatch/... ./internal/poolstatus/... ./internal/metrics/... ./cmd/...
+	$(GO) test -race -short ./internal/domain/... ./internal/policy/... ./internal/config/... ./internal/engine/... ./internal/reconciler/... ./internal/logging/... ./internal/clock/... ./internal/events/... ./internal/inputs/... ./internal/routing/... ./internal/lease/... ./internal/sim/... ./internal/providers/kubernetes/... ./internal/configwatch/... ./internal/poolstatus/... ./internal/metrics/... ./cmd/...
 
 test-k8s: k8s-tools ## only the Kubernetes provider, against the test control plane
 	REQUIRE_K8S=1 $(GO) test -race -count=1 -timeout 30m ./internal/providers/kubernetes/
@@ -59,10 +59,12 @@ bench-k8s: k8s-tools ## 0 -> 200 pods: the daemon's provider vs client-go at its
 bench-policy: ## simulator backtests of the policy against the oracle and the other autoscalers
 	$(GO) run ./bench/policy
 
-fuzz: ## fuzz the event decoder (and its agreement with encoding/json) and the config parser, FUZZTIME each
+fuzz: ## fuzz the event decoders (CloudEvents, and its agreement with encoding/json; Hodei's events) and the config parser, FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/events/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoderAgrees$$' -fuzztime $(FUZZTIME) ./internal/events/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBinary$$' -fuzztime $(FUZZTIME) ./internal/events/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHodei$$' -fuzztime $(FUZZTIME) ./internal/inputs/hodeijobs/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -79,7 +79,7 @@ func schemaOf(t reflect.Type, where string) (map[string]any, error) {
 		return map[string]any{"type": []any{"string", "integer"}, "pattern": "^auto$", "description": "a count or auto"}, nil
 	case reflect.TypeFor[config.ScaleStep]():
 		return map[string]any{"type": []any{"string", "integer"}, "description": "a number of workers (4) or a percentage (50%)"}, nil
-	case reflect.TypeFor[config.Pool](): // its UnmarshalYAML only applies the pool defaults first
+	case reflect.TypeFor[config.Pool](), reflect.TypeFor[config.Tier](): // their UnmarshalYAML only applies defaults first
 		return objectSchema(t, where)
 	}
 	if reflect.PointerTo(t).Implements(reflect.TypeFor[interface{ UnmarshalYAML(n *yaml.Node) error }]()) {

@@ -54,6 +54,24 @@ pools:
 			"pools[0] (k).kubernetes.pod_template: not a valid pod spec",
 			"pools[0] (k).kubernetes.labels.hodei.autoscaler: is an ownership label",
 		}},
+		{name: "the Hodei example config", path: "../../config.hodei.example.yaml", wantCode: 0, want: []string{"is valid: 5 pool(s)"}},
+		{name: "inputs and routing rules are checked", wantCode: 1, path: write("inputs.yaml", `
+pools:
+  - name: linux
+    docker: {image: w}
+inputs:
+  - format: hodei-jobs
+    routes:
+      - pool: windows
+        match: {provider: x}
+      - pool: linux
+        match: {min_memory_mb: 10, max_memory_mb: 5}
+  - format: avro
+`), want: []string{
+			`inputs[0].routes[0].pool: pool "windows" is not configured`,
+			"inputs[0].routes[1].match: min_memory_mb 10 is above max_memory_mb 5",
+			`inputs[1].format: must be cloudevents or hodei-jobs (got "avro")`,
+		}},
 		{name: "missing file", path: filepath.Join(dir, "nope.yaml"), wantCode: 1, want: []string{"reading config"}},
 	}
 	for _, tt := range tests {

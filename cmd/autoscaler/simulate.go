@@ -67,6 +67,9 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		err = writeReport(rep, tr, f, stdout)
 	}
+	if err == nil {
+		err = simulateShared(cfg, pools, tr, f, stdout)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

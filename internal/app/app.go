@@ -22,6 +22,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/httpapi"
+	"github.com/hodei/hodei-autoscaler/internal/inputs"
 	"github.com/hodei/hodei-autoscaler/internal/lease"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
@@ -66,6 +67,7 @@ type App struct {
 	provs map[domain.PoolName]providers.Provider // until the reconciler owns them
 	rec   *reconciler.Reconciler
 	pub   *events.Publisher
+	in    *inputs.Set
 	ln    net.Listener
 	srv   *http.Server
 	// pools are the pools the reconciler holds (removed ones included
@@ -124,6 +126,10 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if err != nil {
 		return nil, err
 	}
+	if err := inputs.EnsureStreams(ctx, a.bus.JS, cfg, a.log.With().Str("component", "inputs").Logger()); err != nil {
+		return nil, err
+	}
+	a.in = inputs.New(a.bus.JS, a.bus.Subjects, cfg, a.log.With().Str("component", "consumer").Logger())
 	a.pub = events.NewPublisher(a.bus.JS, a.bus.Subjects, cfg.NATS.Source, cfg.NATS.Publish.Buffer,
 		a.log.With().Str("component", "publisher").Logger(),
 		func(typ, result string) { a.m.Published.WithLabelValues(typ, result).Inc() })
@@ -138,6 +144,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 
 	eng := engine.NewEngine(pools, cfg.Reconcile.MaxJobAge.D())
+	eng.SetBudgets(cfg.EngineBudgets())
 	a.rec = reconciler.New(eng, a.provs, a.pub, a.m, a.log.With().Str("component", "reconciler").Logger(), reconciler.Options{
 		Interval:         cfg.Reconcile.Interval.D(),
 		ResyncInterval:   cfg.Reconcile.ResyncInterval.D(),
@@ -270,12 +277,7 @@ func (a *App) startConsumer(ctx context.Context, p *parts) {
 	var consCtx context.Context
 	consCtx, p.stopConsumer = context.WithCancel(ctx)
 	p.consumer.Go(func() {
-		c := &events.Consumer{
-			JS:      a.bus.JS,
-			Decoder: events.Decoder{Subjects: a.bus.Subjects, MaxBytes: a.cfg.NATS.MaxEventBytes},
-			Log:     a.log.With().Str("component", "consumer").Logger(),
-		}
-		err := c.Run(consCtx, func(d domain.Delivery) { a.rec.Deliver(d) })
+		err := a.in.Run(consCtx, func(d domain.Delivery) { a.rec.Deliver(d) })
 		if err != nil && consCtx.Err() == nil {
 			a.log.Error().Err(err).Msg("job stream consumer stopped")
 		}

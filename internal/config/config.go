@@ -27,7 +27,13 @@ type Config struct {
 	// GOMEMLIMIT environment variable). With the embedded NATS server the
 	// bus's caches share the process, and a limit keeps the whole bounded.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
-	Pools       []Pool   `yaml:"pools"`
+	// Budgets are named capacities shared by the pools that name them
+	// (budget.go, docs/policy.md).
+	Budgets map[string]Budget `yaml:"budgets"`
+	Pools   []Pool            `yaml:"pools"`
+	// Inputs are the sources of job events (inputs.go); none: the own
+	// contract alone.
+	Inputs []Input `yaml:"inputs"`
 }
 
 // Log configures zerolog.
@@ -161,6 +167,19 @@ type Pool struct {
 
 	Docker     Docker     `yaml:"docker"`
 	Kubernetes Kubernetes `yaml:"kubernetes"`
+
+	// Budget names the budget the pool draws from (none: the pool scales
+	// alone); priority (0-100, higher first), weight (1-100, the fair
+	// share among equal priorities) and guaranteed (workers it always
+	// gets when it wants them) share it (budget.go).
+	Budget     string `yaml:"budget"`
+	Priority   int    `yaml:"priority"`
+	Weight     int    `yaml:"weight"`
+	Guaranteed int    `yaml:"guaranteed"`
+	// Tiers are providers to spill over to, in order; with tiers the
+	// pool's provider is the first tier's and its max_workers the sum of
+	// the tiers'.
+	Tiers []Tier `yaml:"tiers"`
 }
 
 // PoolName returns the pool's name as a domain type.
@@ -272,6 +291,7 @@ func PoolDefaults() Pool {
 		ProvisionTimeout:          Duration(5 * time.Minute),
 		MaxConcurrentProvisioning: 10,
 		StopGracePeriod:           Duration(30 * time.Second),
+		Weight:                    1,
 		ScaleUp:                   ScaleUp{Period: Duration(time.Minute)},
 		ScaleDown:                 ScaleDown{Period: Duration(time.Minute)},
 		Docker: Docker{

@@ -50,6 +50,12 @@ func (c Config) EnginePool(p Pool) (engine.PoolConfig, error) {
 		RetryInitial: c.Reconcile.RetryInitial.D(),
 		RetryMax:     c.Reconcile.RetryMax.D(),
 		RetryJitter:  c.Reconcile.RetryJitter,
+		Budget:       p.Budget,
+		Priority:     p.Priority,
+		Weight:       p.Weight,
+		Guaranteed:   p.Guaranteed,
+		Cost:         p.workerCost(),
+		Tiers:        p.engineTiers(),
 	}, nil
 }
 

@@ -46,6 +46,9 @@ func Parse(data []byte, environ []string) (Config, error) {
 	if err := applyEnv(&cfg, environ); err != nil {
 		problems = append(problems, err)
 	}
+	for i := range cfg.Pools {
+		cfg.Pools[i].applyTiers()
+	}
 	v := &validator{}
 	cfg.validate(v)
 	for _, p := range v.problems {
@@ -119,6 +122,7 @@ func yamlError(err error) error {
 var (
 	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 	poolType        = reflect.TypeFor[Pool]()
+	tierType        = reflect.TypeFor[Tier]()
 )
 
 func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
@@ -210,7 +214,7 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 		return // an empty value keeps the default
 	}
 	switch {
-	case t.Kind() == reflect.Struct && (t == poolType || !reflect.PointerTo(t).Implements(unmarshalerType)):
+	case t.Kind() == reflect.Struct && (t == poolType || t == tierType || !reflect.PointerTo(t).Implements(unmarshalerType)):
 		if n.Kind != yaml.MappingNode {
 			c.badValue(n, path, "expected a mapping of keys, got a %s", kindName(n))
 			return

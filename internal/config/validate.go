@@ -60,6 +60,7 @@ func (c *Config) validate(v *validator) {
 	c.NATS.validate(v)
 	c.HA.validate(v, c.NATS)
 	c.Reconcile.validate(v)
+	c.validateInputs(v)
 	v.positive("shutdown.timeout", c.Shutdown.Timeout)
 
 	if len(c.Pools) == 0 {
@@ -87,7 +88,10 @@ func (c *Config) validate(v *validator) {
 			}
 		}
 		p.validate(v, key, c.Reconcile)
+		p.validateShare(v, key, c.Budgets)
+		p.validateTiers(v, key)
 	}
+	c.validateBudgets(v)
 }
 
 func (n *NATS) validate(v *validator) {
@@ -240,10 +244,11 @@ func (p *Pool) validate(v *validator, key string, r Reconcile) {
 	if r.MaxJobAge > 0 && p.ProvisionTimeout > r.MaxJobAge {
 		v.add(key+".provision_timeout", "%s is longer than reconcile.max_job_age %s", p.ProvisionTimeout, r.MaxJobAge)
 	}
-	switch p.Provider {
-	case "docker":
+	switch {
+	case p.Tiered(): // each tier's own section (validateTiers)
+	case p.Provider == "docker":
 		p.Docker.validate(v, key+".docker")
-	case "kubernetes":
+	case p.Provider == "kubernetes":
 		p.Kubernetes.validate(v, key+".kubernetes")
 	}
 }

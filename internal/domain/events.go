@@ -73,6 +73,9 @@ type JobEvent struct {
 	// server's timestamp, which ages jobs without trusting client clocks.
 	Seq    uint64
 	Stored time.Time
+	// Extensions are the CloudEvent's extension attributes (traceparent
+	// and the like), carried onto the decisions the job causes.
+	Extensions map[string]string
 }
 
 // CloudEvent is the structured-mode JSON envelope.
@@ -115,4 +118,8 @@ type DecisionData struct {
 	Busy    int    `json:"busy"`
 	Reason  string `json:"reason"`
 	DryRun  bool   `json:"dry_run,omitempty"`
+	// Extensions are the CloudEvent extensions of the job event that
+	// caused the decision; the publisher writes them as the decision
+	// event's own extension attributes.
+	Extensions map[string]string `json:"-"`
 }

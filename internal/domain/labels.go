@@ -7,7 +7,29 @@ const (
 	LabelWorkerID   = "hodei.worker.id"   // the WorkerID
 	LabelWorkerPool = "hodei.worker.pool" // the PoolName
 	LabelOwner      = "hodei.autoscaler"  // the autoscaler's configured name
+	// LabelWorkerTier names the pool's provider tier a worker runs on
+	// (only on workers of pools with tiers).
+	LabelWorkerTier = "hodei.worker.tier"
 )
+
+// OwnedTierWorker is OwnedWorker for the provider of one tier of a pool:
+// with tier set, only workers labelled with it are the provider's.
+func OwnedTierWorker(labels map[string]string, owner string, pool PoolName, tier string) (WorkerID, bool) {
+	id, ok := OwnedWorker(labels, owner, pool)
+	if !ok || (tier != "" && labels[LabelWorkerTier] != tier) {
+		return "", false
+	}
+	return id, true
+}
+
+// TierWorkerLabels are WorkerLabels plus the tier label when tier is set.
+func TierWorkerLabels(owner string, pool PoolName, id WorkerID, tier string) map[string]string {
+	l := WorkerLabels(owner, pool, id)
+	if tier != "" {
+		l[LabelWorkerTier] = tier
+	}
+	return l
+}
 
 // Environment variables every worker gets.
 const (

@@ -1,6 +1,10 @@
 package domain
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
 
 // Reasons an incoming event is refused or ignored. They label the
 // events_dropped_total metric, so they are stable identifiers. The
@@ -18,9 +22,16 @@ const (
 	ReasonBadOutcome      = "bad_outcome"
 	ReasonBadResources    = "bad_resources"
 	ReasonUnsupportedSpec = "unsupported_specversion"
-	ReasonUnknownPool     = "unknown_pool"
-	ReasonStale           = "stale"
-	ReasonUnknownWorker   = "unknown_worker"
+	// The hodei-jobs input's (internal/inputs/hodeijobs) and the routing
+	// rules' (internal/routing) own reasons.
+	ReasonBadPayload     = "bad_payload"
+	ReasonUnknownVariant = "unknown_variant"
+	ReasonUnknownState   = "unknown_state"
+	ReasonNoRoute        = "no_route"
+
+	ReasonUnknownPool   = "unknown_pool"
+	ReasonStale         = "stale"
+	ReasonUnknownWorker = "unknown_worker"
 )
 
 // InvalidError says why an event was rejected.
@@ -30,6 +41,21 @@ type InvalidError struct {
 }
 
 func (e *InvalidError) Error() string { return e.Reason + ": " + e.Detail }
+
+// Invalidf makes an *InvalidError whose detail is cut to at most max
+// bytes (on a rune boundary): details quote fields of the payload, which
+// may be large, and they are logged.
+func Invalidf(max int, reason, format string, args ...any) error {
+	detail := fmt.Sprintf(format, args...)
+	if len(detail) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(detail[cut]) {
+			cut--
+		}
+		detail = detail[:cut] + "... (truncated)"
+	}
+	return &InvalidError{Reason: reason, Detail: detail}
+}
 
 // ReasonOf returns the rejection reason of err, or "" if err is not an
 // *InvalidError.
@@ -53,6 +79,10 @@ type Delivery struct {
 	// remains: the ledger now reflects the whole log.
 	CaughtUp bool
 	Marker   bool // no message: only CaughtUp
+	// Ignored is set when the message is of a kind its input does not
+	// use (a Hodei event about providers, say): counted as ignored, not
+	// invalid.
+	Ignored bool
 	// Seq is the message's stream sequence (0 for a marker), valid or
 	// not: the engine knows from it which messages it has already read.
 	Seq uint64

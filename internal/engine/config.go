@@ -21,4 +21,15 @@ type PoolConfig struct {
 	RetryInitial time.Duration
 	RetryMax     time.Duration
 	RetryJitter  float64
+
+	// Budget, Priority, Weight, Guaranteed and Cost: the pool's share of
+	// a budget (budget.go); Budget "" scales the pool alone.
+	Budget     string
+	Priority   int
+	Weight     int
+	Guaranteed int
+	Cost       domain.Resources // one worker's resources
+	// Tiers are the providers the pool spills over, in order (tiers.go);
+	// none: one tier, Provider, up to Settings.MaxWorkers.
+	Tiers []TierConfig
 }

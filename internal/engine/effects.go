@@ -31,6 +31,9 @@ type Op struct {
 	Pool   domain.PoolName
 	Worker domain.WorkerID
 	Grace  time.Duration // for OpStop
+	// Tier is the index of the pool's tier whose provider makes the call
+	// (0 for a pool with one provider).
+	Tier int
 	// Covers are the event times of the queued jobs this create serves,
 	// for the reaction_seconds metric.
 	Covers []time.Time

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"slices"
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/policy"
 )
 
 // Engine is the scaler's synchronous core: the ledgers, the workers, the
@@ -27,6 +29,8 @@ type Engine struct {
 	// not done yet (see AddPool).
 	applied uint64
 	folding int
+	// budgets are shared by the pools that name them (budget.go).
+	budgets []policy.Budget
 }
 
 // NewEngine builds an engine for the pools. maxJobAge is how long a job
@@ -173,9 +177,16 @@ func (e *Engine) Reconcile(now time.Time) {
 	if !e.caughtUp {
 		return
 	}
-	for _, p := range e.order {
+	var shared map[*Pool]bool
+	if len(e.budgets) > 0 {
+		shared = e.reconcileBudgets(now)
+	}
+	for _, p := range slices.Clone(e.order) {
 		if p.drained() {
 			e.forget(p)
+			continue
+		}
+		if shared[p] {
 			continue
 		}
 		if !p.folded || !p.due(now) {

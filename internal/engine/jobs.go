@@ -40,6 +40,9 @@ func (p *Pool) applyJob(ev domain.JobEvent, at, now time.Time, fx *Effects) (Res
 		return ch.Result, ""
 	}
 	p.dirty = true
+	if len(ev.Extensions) > 0 {
+		p.cause = ev.Extensions
+	}
 	if ch.From != "" {
 		p.jobLeft(ch.From, now, fx)
 	}

@@ -30,6 +30,10 @@ type Pool struct {
 	removed      map[domain.WorkerID]time.Time
 	removedOrder []removal
 
+	// cause are the CloudEvent extensions of the last job event applied
+	// that had any, carried onto the next decision (publishDecision).
+	cause map[string]string
+
 	folded     bool // the retained job stream has been folded (Engine.CaughtUp)
 	removing   bool // a reload removed the pool (reload.go)
 	listed     bool // a first provider listing has been applied
@@ -54,6 +58,13 @@ type Pool struct {
 	// provision request, oldest first (for reaction_seconds).
 	uncovered []time.Time
 
+	// tiers are the pool's provider tiers (tiers.go); observing is the
+	// tier whose listing or change is being applied. budget, while the
+	// engine reconciles a pool of a budget, is its share (budget.go).
+	tiers     []tierState
+	observing int
+	budget    *budgetRound
+
 	// hist is what the policy remembers between decisions (recent
 	// recommendations, last scale times, rate-limit windows, the arrival
 	// and provisioning averages). The engine records into it; Decide only
@@ -62,7 +73,7 @@ type Pool struct {
 }
 
 func newPool(c PoolConfig) *Pool {
-	return &Pool{
+	p := &Pool{
 		cfg:        c,
 		ledger:     NewLedger(),
 		workers:    map[domain.WorkerID]*worker{},
@@ -71,6 +82,8 @@ func newPool(c PoolConfig) *Pool {
 		providerUp: true,
 		bo:         newBackoff(c),
 	}
+	p.initTiers()
+	return p
 }
 
 // Name is the pool's name.

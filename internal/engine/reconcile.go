@@ -15,16 +15,17 @@ func (p *Pool) reconcile(now time.Time, fx *Effects) {
 	p.dirty = false
 	p.nextWake = time.Time{}
 	st := p.State()
-	d := p.decide(st, now)
+	d := p.budget.capDecision(p, st, p.decide(st, now))
 	plan := p.plan(st, d, now)
 	p.publishDecision(st, d, plan, fx)
 	if p.cfg.DryRun {
 		return
 	}
 	p.timeOut(plan.TimedOut, now, fx)
-	p.create(plan.Create, d.Reason, now, fx)
+	created := p.create(plan.Create, d.Reason, now, fx)
+	p.budget.took(p.cfg.Cost, created)
 	stopped := p.drainIdle(plan.Stop, now, fx)
-	p.hist.Scaled(plan.Create, stopped, p.cfg.Settings, now)
+	p.hist.Scaled(created, stopped, p.cfg.Settings, now)
 	p.retryFailedCalls(now, fx)
 	p.wake(plan.NextWake)
 	if len(plan.TimedOut) > 0 {
@@ -38,9 +39,9 @@ func (p *Pool) decide(st policy.State, now time.Time) policy.Decision {
 	if p.removing {
 		d.Reason = removedReason
 	}
-	p.decision, p.decidedAt = d, now
 	p.hist.Remember(d, p.cfg.Settings, now)
 	p.wake(d.RecheckAt)
+	p.decision, p.decidedAt = d, now
 	return d
 }
 
@@ -49,12 +50,13 @@ func (p *Pool) decide(st policy.State, now time.Time) policy.Decision {
 func (p *Pool) plan(st policy.State, d policy.Decision, now time.Time) policy.Plan {
 	until, unavailable := p.createBlock()
 	plan := policy.MakePlan(st, p.cfg.Settings, d, policy.Supply{
-		IdleOldestFirst:         p.idle.candidates(),
+		IdleOldestFirst:         p.idleCandidates(),
 		ProvisioningOldestFirst: p.provisioning.candidates(),
 		CreateBlockedUntil:      until,
 		Unavailable:             unavailable,
 	}, now)
 	p.blocked = plan.Blocked
+	p.decision = d // as capped by a budget
 	return plan
 }
 
@@ -68,8 +70,9 @@ func (p *Pool) publishDecision(st policy.State, d policy.Decision, plan policy.P
 	fx.Decisions = append(fx.Decisions, Decision{Direction: p.direction(st, d, plan), Data: domain.DecisionData{
 		Pool: string(p.cfg.Name), Current: st.Current(), Desired: d.Desired,
 		Pending: st.Pending, Running: st.Running, Idle: st.Idle, Busy: st.Busy,
-		Reason: d.Reason, DryRun: p.cfg.DryRun,
+		Reason: d.Reason, DryRun: p.cfg.DryRun, Extensions: p.cause,
 	}})
+	p.cause = nil
 }
 
 // direction is up, down or none: what the plan does, or in dry-run mode
@@ -120,16 +123,30 @@ func (p *Pool) timeoutReason(w *worker) string {
 }
 
 // create requests n new workers, each covering the oldest queued jobs it
-// will serve (for reaction_seconds).
-func (p *Pool) create(n int, reason string, now time.Time, fx *Effects) {
-	for range n {
-		w := &worker{id: domain.NewWorkerID(), seenAt: now}
+// will serve (for reaction_seconds), each on the first tier with room; it
+// says how many it requested.
+func (p *Pool) create(n int, reason string, now time.Time, fx *Effects) int {
+	var held []int
+	if p.tiered() && n > 0 {
+		held = p.held()
+	}
+	for i := range n {
+		tier, ok := p.tierFor(held)
+		if !ok {
+			p.blocked = "every tier is full or its provider unavailable"
+			return i
+		}
+		if held != nil {
+			held[tier]++
+		}
+		w := &worker{id: domain.NewWorkerID(), seenAt: now, tier: tier}
 		p.workers[w.id] = w
 		p.setState(w, domain.StateProvisioning, now)
 		fx.Lifecycle = append(fx.Lifecycle, p.lifecycle(w, domain.LifecycleProvisioning, reason))
 		p.issue(w, OpCreate, now, fx)
 		fx.Ops[len(fx.Ops)-1].Covers = p.takeUncovered()
 	}
+	return n
 }
 
 // drainIdle drains the planned workers that are still idle with no job,

@@ -74,6 +74,7 @@ func (p *Pool) update(c PoolConfig) {
 		p.bo = newBackoff(c)
 	}
 	p.cfg = c
+	p.initTiers()
 	p.removing = false
 	p.dirty = true
 }

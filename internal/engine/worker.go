@@ -26,6 +26,7 @@ type worker struct {
 	op      OpKind    // provider call in flight
 	retryAt time.Time // when a failed stop/delete may be tried again
 	adopted bool
+	tier    int // index of the pool's tier it runs on (tiers.go)
 
 	list       *workerList
 	prev, next *worker

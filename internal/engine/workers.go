@@ -119,13 +119,19 @@ func (p *Pool) forgetRemoved(now time.Time) {
 // at listedAt. Workers missing from it are gone, unless they were learned
 // of after listedAt or a provider call on them is in flight.
 func (p *Pool) observeList(ws []domain.Worker, listedAt, now time.Time, fx *Effects) {
+	p.observeListOf(ws, listedAt, now, fx, nil)
+}
+
+// observeListOf is observeList over the workers mine accepts (one tier's;
+// nil: all).
+func (p *Pool) observeListOf(ws []domain.Worker, listedAt, now time.Time, fx *Effects, mine func(*worker) bool) {
 	seen := make(map[domain.WorkerID]struct{}, len(ws))
 	for _, w := range ws {
 		seen[w.ID] = struct{}{}
 		p.observe(w, now, fx)
 	}
 	for id, w := range p.workers {
-		if _, ok := seen[id]; ok || w.op != OpNone || w.seenAt.After(listedAt) {
+		if _, ok := seen[id]; ok || w.op != OpNone || w.seenAt.After(listedAt) || (mine != nil && !mine(w)) {
 			continue
 		}
 		p.gone(w, now, fx)
@@ -176,7 +182,7 @@ func (p *Pool) observe(obs domain.Worker, now time.Time, fx *Effects) {
 // adopt takes in a worker found by the provider and not known here: one
 // created before a restart, or one whose create result has not arrived.
 func (p *Pool) adopt(obs domain.Worker, now time.Time, fx *Effects) {
-	w := &worker{id: obs.ID, phase: obs.Phase, reason: obs.Reason, seenAt: now, adopted: true}
+	w := &worker{id: obs.ID, phase: obs.Phase, reason: obs.Reason, seenAt: now, adopted: true, tier: p.observing}
 	p.workers[w.id] = w
 	switch {
 	case obs.Phase.Terminal():
@@ -274,7 +280,7 @@ func (p *Pool) opDone(op OpKind, id domain.WorkerID, got domain.Worker, err erro
 
 func (p *Pool) becomeReady(w *worker, now time.Time, fx *Effects) {
 	if !w.adopted {
-		fx.Ready = append(fx.Ready, Observation{Pool: p.cfg.Name, Provider: p.cfg.Provider, Value: now.Sub(w.since)})
+		fx.Ready = append(fx.Ready, Observation{Pool: p.cfg.Name, Provider: p.providerOf(w), Value: now.Sub(w.since)})
 		p.hist.Provisioned(now.Sub(w.since))
 	}
 	w.readyAt = now
@@ -316,7 +322,7 @@ func (p *Pool) issue(w *worker, k OpKind, now time.Time, fx *Effects) {
 	}
 	w.op = k
 	delete(p.retries, w.id)
-	op := Op{Kind: k, Pool: p.cfg.Name, Worker: w.id}
+	op := Op{Kind: k, Pool: p.cfg.Name, Worker: w.id, Tier: w.tier}
 	if k == OpStop {
 		op.Grace = p.cfg.StopGrace
 	}
@@ -324,7 +330,7 @@ func (p *Pool) issue(w *worker, k OpKind, now time.Time, fx *Effects) {
 }
 
 func (p *Pool) lifecycle(w *worker, s domain.Lifecycle, reason string) Lifecycle {
-	return Lifecycle{Pool: p.cfg.Name, Worker: w.id, Provider: p.cfg.Provider, State: s, Reason: reason}
+	return Lifecycle{Pool: p.cfg.Name, Worker: w.id, Provider: p.providerOf(w), State: s, Reason: reason}
 }
 
 func terminalLifecycle(ph domain.Phase) domain.Lifecycle {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -23,6 +24,27 @@ type Consumer struct {
 	Log     zerolog.Logger
 	// PullMax is the client-side buffer of the consumer (messages).
 	PullMax int
+	// Stream and Filters say what to read: HODEI_JOBS and the job
+	// subjects when empty. DecodeMsg, when set, decodes instead of
+	// Decoder (another input format, internal/inputs); it fills the
+	// delivery's Event, Err, Type and Ignored.
+	Stream    string
+	Filters   []string
+	DecodeMsg func(subject string, h nats.Header, data []byte) domain.Delivery
+}
+
+func (c *Consumer) stream() string {
+	if c.Stream != "" {
+		return c.Stream
+	}
+	return StreamJobs
+}
+
+func (c *Consumer) filters() []string {
+	if len(c.Filters) > 0 {
+		return c.Filters
+	}
+	return []string{c.Decoder.Subjects.AllJobs()}
 }
 
 // Run delivers every message to deliver, in stream order, until ctx ends.
@@ -51,7 +73,7 @@ func (c *Consumer) Run(ctx context.Context, deliver func(domain.Delivery)) error
 			c.Log.Debug().Err(err).Msg("job stream consumer")
 		}))
 	if err != nil {
-		return fmt.Errorf("consuming %s: %w", StreamJobs, err)
+		return fmt.Errorf("consuming %s: %w", c.stream(), err)
 	}
 	<-ctx.Done()
 	cc.Stop()
@@ -66,7 +88,15 @@ func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 		d.CaughtUp = md.NumPending == 0
 		d.Seq = md.Sequence.Stream
 	}
-	ev, err := c.Decoder.Decode(msg.Subject(), msg.Data())
+	if c.DecodeMsg != nil {
+		got := c.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data())
+		d.Event, d.Err, d.Type, d.Ignored = got.Event, got.Err, got.Type, got.Ignored
+		if d.Err == nil && !d.Ignored && md != nil {
+			d.Event.Seq, d.Event.Stored = md.Sequence.Stream, md.Timestamp
+		}
+		return d
+	}
+	ev, err := c.Decoder.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data())
 	if _, kind, ok := c.Decoder.Subjects.ParseJob(msg.Subject()); ok {
 		d.Type = kind.Type()
 	} else {
@@ -95,19 +125,19 @@ func (c *Consumer) open(ctx context.Context) (jetstream.Consumer, error) {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		var err error
-		cons, err = c.JS.OrderedConsumer(cctx, StreamJobs, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{c.Decoder.Subjects.AllJobs()},
+		cons, err = c.JS.OrderedConsumer(cctx, c.stream(), jetstream.OrderedConsumerConfig{
+			FilterSubjects: c.filters(),
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
 		})
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return backoff.Permanent(fmt.Errorf("stream %s not found: %w", StreamJobs, err))
+			return backoff.Permanent(fmt.Errorf("stream %s not found: %w", c.stream(), err))
 		}
 		return err
 	}, backoff.WithContext(bo, ctx), func(err error, d time.Duration) {
 		c.Log.Warn().Err(err).Stringer("retry_in", d).Msg("cannot open job stream consumer; retrying")
 	})
 	if err != nil {
-		return nil, fmt.Errorf("opening consumer on %s: %w", StreamJobs, err)
+		return nil, fmt.Errorf("opening consumer on %s: %w", c.stream(), err)
 	}
 	return cons, nil
 }
@@ -115,9 +145,23 @@ func (c *Consumer) open(ctx context.Context) (jetstream.Consumer, error) {
 func (c *Consumer) streamEmpty(ctx context.Context) (bool, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := c.JS.Stream(cctx, StreamJobs)
+	s, err := c.JS.Stream(cctx, c.stream())
 	if err != nil {
-		return false, fmt.Errorf("reading %s state: %w", StreamJobs, err)
+		return false, fmt.Errorf("reading %s state: %w", c.stream(), err)
 	}
-	return s.CachedInfo().State.Msgs == 0, nil
+	if len(c.Filters) == 0 {
+		return s.CachedInfo().State.Msgs == 0, nil
+	}
+	// Filtered: empty when none of the retained messages is ours (else
+	// no message would ever say caught up).
+	for _, f := range c.Filters {
+		info, err := s.Info(cctx, jetstream.WithSubjectFilter(f))
+		if err != nil {
+			return false, fmt.Errorf("reading %s state: %w", c.stream(), err)
+		}
+		if len(info.State.Subjects) > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 )
@@ -16,15 +16,7 @@ import (
 const maxDetail = 512
 
 func invalid(reason, format string, args ...any) error {
-	detail := fmt.Sprintf(format, args...)
-	if len(detail) > maxDetail {
-		cut := maxDetail
-		for cut > 0 && !utf8.RuneStart(detail[cut]) {
-			cut--
-		}
-		detail = detail[:cut] + "... (truncated)"
-	}
-	return &domain.InvalidError{Reason: reason, Detail: detail}
+	return domain.Invalidf(maxDetail, reason, format, args...)
 }
 
 // Decoder turns a job message into a validated domain.JobEvent.
@@ -41,17 +33,30 @@ type envelope struct {
 	Type        string         `json:"type"`
 	Time        *time.Time     `json:"time"`
 	Data        domain.JobData `json:"data"`
+	// The distributed tracing extension, kept in structured mode too
+	// (binary mode keeps every extension: binary.go).
+	TraceParent string `json:"traceparent"`
+	TraceState  string `json:"tracestate"`
+}
+
+// check applies the size limit and parses the subject, for both modes.
+func (d Decoder) check(subject string, payload []byte) (domain.PoolName, domain.JobKind, error) {
+	if d.MaxBytes > 0 && len(payload) > d.MaxBytes {
+		return "", 0, invalid(domain.ReasonTooLarge, "payload of %d bytes exceeds nats.max_event_bytes %d", len(payload), d.MaxBytes)
+	}
+	pool, kind, ok := d.Subjects.ParseJob(subject)
+	if !ok {
+		return "", 0, invalid(domain.ReasonBadSubject, "subject %q is not %s.jobs.<pool>.<queued|started|finished>", subject, d.Subjects.Prefix)
+	}
+	return pool, kind, nil
 }
 
 // Decode validates the subject and the payload. The error, if any, is an
 // *domain.InvalidError naming the reason.
 func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error) {
-	if d.MaxBytes > 0 && len(payload) > d.MaxBytes {
-		return domain.JobEvent{}, invalid(domain.ReasonTooLarge, "payload of %d bytes exceeds nats.max_event_bytes %d", len(payload), d.MaxBytes)
-	}
-	pool, kind, ok := d.Subjects.ParseJob(subject)
-	if !ok {
-		return domain.JobEvent{}, invalid(domain.ReasonBadSubject, "subject %q is not %s.jobs.<pool>.<queued|started|finished>", subject, d.Subjects.Prefix)
+	pool, kind, err := d.check(subject, payload)
+	if err != nil {
+		return domain.JobEvent{}, err
 	}
 	var env envelope
 	if err := unmarshalEnvelope(payload, &env); err != nil {
@@ -66,9 +71,31 @@ func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error)
 			return domain.JobEvent{}, invalid(domain.ReasonBadEnvelope, "%v", err)
 		}
 	}
+	if env.SpecVersion == "" {
+		return domain.JobEvent{}, invalid(domain.ReasonUnsupportedSpec, "no specversion: not a structured-mode CloudEvent, and no ce-specversion header for binary mode")
+	}
 	if env.SpecVersion != "1.0" {
 		return domain.JobEvent{}, invalid(domain.ReasonUnsupportedSpec, "specversion %q is not 1.0", env.SpecVersion)
 	}
+	ev, err := d.validate(pool, kind, &env)
+	if err != nil {
+		return domain.JobEvent{}, err
+	}
+	if env.TraceParent != "" || env.TraceState != "" {
+		ev.Extensions = map[string]string{}
+		if env.TraceParent != "" {
+			ev.Extensions["traceparent"] = bounded(env.TraceParent)
+		}
+		if env.TraceState != "" {
+			ev.Extensions["tracestate"] = bounded(env.TraceState)
+		}
+	}
+	return ev, nil
+}
+
+// validate checks the attributes and the data of a CloudEvent, decoded
+// from either mode, against the subject's pool and kind.
+func (d Decoder) validate(pool domain.PoolName, kind domain.JobKind, env *envelope) (domain.JobEvent, error) {
 	if env.ID == "" || env.Source == "" {
 		return domain.JobEvent{}, invalid(domain.ReasonBadEnvelope, "a CloudEvent needs id and source")
 	}
@@ -123,6 +150,50 @@ func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error)
 		}
 	}
 	return ev, nil
+}
+
+// EncodeExt is Encode with extension attributes, written at the top level
+// as structured mode wants them, sorted by name. Names that are not valid
+// extension names (lower-case letters and digits) or that are context
+// attributes are left out.
+func EncodeExt(id, source, typ string, t time.Time, data any, ext map[string]string) ([]byte, error) {
+	out, err := Encode(id, source, typ, t, data)
+	if err != nil || len(ext) == 0 {
+		return out, err
+	}
+	names := make([]string, 0, len(ext))
+	for k := range ext {
+		if extensionName(k) && !binaryAttrs[k] && k != "data" && k != "data_base64" {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	out = out[:len(out)-1] // the closing brace
+	for _, k := range names {
+		v, err := json.Marshal(ext[k])
+		if err != nil {
+			return nil, fmt.Errorf("encoding extension %s: %w", k, err)
+		}
+		out = append(out, ',', '"')
+		out = append(out, k...)
+		out = append(out, '"', ':')
+		out = append(out, v...)
+	}
+	return append(out, '}'), nil
+}
+
+// extensionName: CloudEvents 1.0 attribute names are lower-case ASCII
+// letters and digits, at most 20 of them.
+func extensionName(k string) bool {
+	if k == "" || len(k) > 20 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // Encode builds a CloudEvent in structured JSON mode. It is used for the

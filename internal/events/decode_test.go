@@ -423,7 +423,7 @@ func FuzzDecode(f *testing.F) {
 		if ev.Resources != (domain.Resources{}) {
 			data.Resources = &ev.Resources
 		}
-		enc, err := events.Encode(ev.ID, "fuzz", ev.Kind.Type(), time.Unix(0, 0), data)
+		enc, err := events.EncodeExt(ev.ID, "fuzz", ev.Kind.Type(), time.Unix(0, 0), data, ev.Extensions)
 		if err != nil {
 			t.Fatalf("Encode of a decoded event: %v", err)
 		}

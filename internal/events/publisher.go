@@ -42,6 +42,7 @@ type outgoing struct {
 	id      string
 	time    time.Time
 	data    any
+	ext     map[string]string // CloudEvent extensions
 }
 
 // NewPublisher makes a publisher. observe (may be nil) is told the type
@@ -80,7 +81,7 @@ func (p *Publisher) Decision(now time.Time, data domain.DecisionData) {
 	p.enqueue(outgoing{
 		subject: p.subjects.Decision(domain.PoolName(data.Pool)),
 		typ:     domain.TypeDecision,
-		time:    now, data: data,
+		time:    now, data: data, ext: data.Extensions,
 	})
 }
 
@@ -169,7 +170,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 
 // publish retries one event until the server stores it or ctx ends.
 func (p *Publisher) publish(ctx context.Context, o outgoing) error {
-	payload, err := Encode(o.id, p.source, o.typ, o.time, o.data)
+	payload, err := EncodeExt(o.id, p.source, o.typ, o.time, o.data, o.ext)
 	if err != nil {
 		p.log.Error().Err(err).Str("type", o.typ).Msg("cannot encode event; dropping it")
 		p.observe(o.typ, "error")

@@ -34,6 +34,10 @@ type Metrics struct {
 	BreakerOpen       *prometheus.GaugeVec   // {pool}
 	MinWorkers        *prometheus.GaugeVec   // {pool}
 	MaxWorkers        *prometheus.GaugeVec   // {pool}
+	TierWorkers       *prometheus.GaugeVec   // {pool,tier,provider,state}
+	TierUp            *prometheus.GaugeVec   // {pool,tier,provider}
+	BudgetWorkers     *prometheus.GaugeVec   // {budget}
+	BudgetLimit       *prometheus.GaugeVec   // {budget,resource}
 	BusConnected      prometheus.Gauge
 	CaughtUp          prometheus.Gauge
 	BuildInfo         *prometheus.GaugeVec   // {version,goversion}
@@ -95,6 +99,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "The pool's min_workers in force (the configuration's, reloads included)."}, []string{"pool"}),
 		MaxWorkers: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "max_workers",
 			Help: "The pool's max_workers in force (the configuration's, reloads included)."}, []string{"pool"}),
+		TierWorkers: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "tier_workers",
+			Help: "Workers of a pool with tiers, by tier and state."}, []string{"pool", "tier", "provider", "state"}),
+		TierUp: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "tier_up",
+			Help: "1 if the tier's provider answers (its circuit closed), else 0."}, []string{"pool", "tier", "provider"}),
+		BudgetWorkers: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "budget_workers",
+			Help: "Workers the pools of a budget hold, in every state."}, []string{"budget"}),
+		BudgetLimit: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "budget_limit",
+			Help: "A budget's limit by resource (workers, cpu_millis, memory_mb); 0: no limit."}, []string{"budget", "resource"}),
 		BusConnected: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "bus_connected",
 			Help: "1 while connected to NATS."}),
 		CaughtUp: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "stream_caught_up",
@@ -126,7 +138,7 @@ func (m *Metrics) SetBuildInfo(version string) {
 func (m *Metrics) ForgetPool(pool string) {
 	l := prometheus.Labels{"pool": pool}
 	for _, g := range []*prometheus.GaugeVec{m.PendingJobs, m.RunningJobs, m.Workers, m.DesiredWorkers,
-		m.ProviderUp, m.BreakerOpen, m.MinWorkers, m.MaxWorkers, m.PoolLeaseHeld} {
+		m.ProviderUp, m.BreakerOpen, m.MinWorkers, m.MaxWorkers, m.TierWorkers, m.TierUp, m.PoolLeaseHeld} {
 		g.DeletePartialMatch(l)
 	}
 }

@@ -12,6 +12,8 @@ import (
 type poolGauges struct {
 	pending, running, desired, up, open, min, max, held prometheus.Gauge
 	workers                                             [len(domain.WorkerStates)]prometheus.Gauge
+	m                                                   *metrics.Metrics
+	pool                                                string
 }
 
 func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *poolGauges {
@@ -25,6 +27,7 @@ func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *p
 		min:     m.MinWorkers.WithLabelValues(name),
 		max:     m.MaxWorkers.WithLabelValues(name),
 		held:    m.PoolLeaseHeld.WithLabelValues(name),
+		m:       m, pool: name,
 	}
 	g.setUp(true)
 	for i, s := range domain.WorkerStates {
@@ -58,5 +61,10 @@ func (g *poolGauges) set(p *engine.Pool) {
 	g.max.Set(float64(s.MaxWorkers))
 	for i, s := range domain.WorkerStates {
 		g.workers[i].Set(float64(p.Count(s)))
+	}
+	for _, t := range p.Tiers() {
+		for i, s := range domain.WorkerStates {
+			g.m.TierWorkers.WithLabelValues(g.pool, t.Name, t.Provider, string(s)).Set(float64(t.Workers[i]))
+		}
 	}
 }

@@ -21,18 +21,19 @@ type poolRun struct {
 	name     domain.PoolName
 	provider string // the provider's name (docker, kubernetes)
 	since    time.Time
-	prov     *liveProvider
-	breaker  *Breaker
-	gauges   *poolGauges
-	status   atomic.Pointer[PoolStatus]
-	// stopWatch ends the pool's watcher (set by startWatch).
+	// tiers are the pool's providers, one per tier (one for a pool
+	// without tiers), each with its own breaker (tierrun.go).
+	tiers  []*tierRun
+	gauges *poolGauges
+	status atomic.Pointer[PoolStatus]
+	// stopWatch ends the pool's watchers (set by startWatch).
 	stopWatch context.CancelFunc
 }
 
 // publish refreshes the pool's gauges and status after a reconcile.
 func (run *poolRun) publish(p *engine.Pool) {
 	run.gauges.set(p)
-	run.status.Store(statusOf(p, run.breaker, run.since))
+	run.status.Store(statusOf(p, run.tiers, run.since))
 }
 
 // addRun sets up the loop's side of an engine pool.
@@ -40,14 +41,9 @@ func (r *Reconciler) addRun(p *engine.Pool, prov providers.Provider) *poolRun {
 	name := p.Name()
 	run := &poolRun{
 		name: name, provider: p.Config().Provider, since: r.now(),
-		prov:    newLiveProvider(prov),
-		breaker: &Breaker{Threshold: max(r.opt.BreakerFailures, 1), Cooldown: r.opt.BreakerCooldown},
-		gauges:  newPoolGauges(r.m, name, p.Config().Provider),
+		gauges: newPoolGauges(r.m, name, p.Config().Provider),
 	}
-	run.breaker.onChange = func(open bool, reason string) {
-		up := !open
-		r.send(observation{pool: name, health: &up, reason: reason})
-	}
+	r.setTiers(run, p, prov)
 	if r.opt.Gate != nil {
 		r.eng.SetActive(name, r.mayAct(name, r.now()), r.now())
 	}
@@ -57,16 +53,18 @@ func (r *Reconciler) addRun(p *engine.Pool, prov providers.Provider) *poolRun {
 	return run
 }
 
-// startWatch runs the pool's watcher on its current provider.
+// startWatch runs a watcher on each of the pool's tiers' providers.
 func (r *Reconciler) startWatch(run *poolRun) {
 	ctx, cancel := context.WithCancel(r.watchCtx)
 	run.stopWatch = cancel
-	prov := run.prov
-	prov.acquire()
-	r.watchers.Go(func() {
-		defer prov.release()
-		r.watchPool(ctx, run.name, prov, run.breaker)
-	})
+	for _, tr := range run.tiers {
+		prov := tr.prov
+		prov.acquire()
+		r.watchers.Go(func() {
+			defer prov.release()
+			r.watchPool(ctx, run.name, tr.index, prov, tr.breaker)
+		})
+	}
 }
 
 // dropRun forgets a pool the engine has let go (removed, no worker left).
@@ -76,7 +74,7 @@ func (r *Reconciler) dropRun(name domain.PoolName) {
 		return
 	}
 	run.stopWatch()
-	run.prov.retire()
+	run.retire()
 	delete(r.pools, name)
 	r.m.ForgetPool(string(name))
 	r.publishView()
@@ -107,7 +105,7 @@ func (r *Reconciler) snapshot() []*poolRun {
 // to call more than once.
 func (r *Reconciler) Close() {
 	for _, run := range r.snapshot() {
-		run.prov.retire()
+		run.retire()
 	}
 }
 
@@ -172,8 +170,8 @@ func (r *Reconciler) applyUpdate(specs []PoolSpec) Changes {
 		r.eng.UpdatePool(s.Config)
 		if s.Provider != nil {
 			run.stopWatch()
-			run.prov.retire()
-			run.prov = newLiveProvider(s.Provider)
+			run.retire()
+			r.setTiers(run, p, s.Provider)
 			r.startWatch(run)
 			ch.Rebuilt = append(ch.Rebuilt, name)
 			changed = true

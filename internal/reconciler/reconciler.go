@@ -86,6 +86,7 @@ type opResult struct {
 // observation is a provider listing, a pushed change or a health change.
 type observation struct {
 	pool     domain.PoolName
+	tier     int // the pool's tier whose provider observed it
 	list     []domain.Worker
 	listedAt time.Time
 	isList   bool
@@ -116,6 +117,7 @@ func New(eng *engine.Engine, provs map[domain.PoolName]providers.Provider, pub P
 	for _, p := range eng.Pools() {
 		r.addRun(p, provs[p.Name()])
 	}
+	initBudgets(m, eng)
 	r.gateWake = r.syncGate(r.now())
 	r.publishView()
 	return r
@@ -149,8 +151,13 @@ type ProviderDown struct {
 func (r *Reconciler) ProviderHealth() []ProviderDown {
 	var out []ProviderDown
 	for _, run := range r.snapshot() {
-		if open, why := run.breaker.Open(); open {
-			out = append(out, ProviderDown{Pool: run.name, Provider: run.provider, Reason: why})
+		for _, tr := range run.tiers {
+			if open, why := tr.breaker.Open(); open {
+				if tr.name != "" {
+					why = "tier " + tr.name + ": " + why
+				}
+				out = append(out, ProviderDown{Pool: run.name, Provider: tr.provider, Reason: why})
+			}
 		}
 	}
 	return out
@@ -234,6 +241,10 @@ func (r *Reconciler) apply(d domain.Delivery) {
 		r.m.Events.WithLabelValues(d.Type, engine.Invalid.String()).Inc()
 		r.m.EventsDropped.WithLabelValues(reason).Inc()
 		r.dlog.Warn().Str("reason", reason).Str("type", d.Type).Err(d.Err).Msg("invalid job event dropped")
+	case d.Ignored: // a kind of event the input does not use
+		if !r.eng.Replayed(d.Seq) {
+			r.m.Events.WithLabelValues(d.Type, engine.Ignored.String()).Inc()
+		}
 	default:
 		res, reason := r.eng.ApplyJob(d.Event, now)
 		if res == engine.Replayed {
@@ -264,17 +275,21 @@ func (r *Reconciler) observe(o observation) {
 	}
 	switch {
 	case o.health != nil:
-		r.eng.SetProviderUp(o.pool, *o.health, o.reason)
-		run.gauges.setUp(*o.health)
+		r.eng.SetTierUp(o.pool, o.tier, *o.health, o.reason)
+		run.setUp(o.tier, *o.health)
+		tier := ""
+		if o.tier < len(run.tiers) {
+			tier = run.tiers[o.tier].name
+		}
 		if *o.health {
-			r.log.Info().Str("pool", string(o.pool)).Msg("provider reachable again; circuit closed")
+			r.log.Info().Str("pool", string(o.pool)).Str("tier", tier).Msg("provider reachable again; circuit closed")
 		} else {
-			r.log.Error().Str("pool", string(o.pool)).Str("error", o.reason).Msg("provider unreachable; circuit open, probing every breaker_cooldown")
+			r.log.Error().Str("pool", string(o.pool)).Str("tier", tier).Str("error", o.reason).Msg("provider unreachable; circuit open, probing every breaker_cooldown")
 		}
 	case o.isList:
-		r.eng.ObserveList(o.pool, o.list, o.listedAt, now)
+		r.eng.ObserveTierList(o.pool, o.tier, o.list, o.listedAt, now)
 	case o.change != nil:
-		r.eng.ObserveChange(o.pool, *o.change, now)
+		r.eng.ObserveTierChange(o.pool, o.tier, *o.change, now)
 	}
 }
 
@@ -349,6 +364,9 @@ func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.
 			run.publish(p)
 		}
 	}
+	if len(fx.Touched) > 0 {
+		r.publishBudgets()
+	}
 	for _, name := range fx.Removed {
 		r.dropRun(name)
 	}
@@ -356,8 +374,8 @@ func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.
 
 // start runs one provider call on its own goroutine.
 func (r *Reconciler) start(ctx context.Context, o engine.Op) {
-	run := r.pools[o.Pool]
-	prov, b := run.prov, run.breaker
+	tr := r.pools[o.Pool].tier(o.Tier)
+	prov, b := tr.prov, tr.breaker
 	prov.acquire()
 	r.pending++
 	go func() {

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"strings"
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
@@ -29,6 +30,11 @@ type PoolStatus struct {
 	// Lease says which replica acts on the pool, as this one sees it
 	// (filled in by the daemon from its lease manager).
 	Lease *LeaseStatus `json:"lease,omitempty"`
+	// Tiers are a pool's provider tiers with their workers, in order
+	// (none for a pool with one provider).
+	Tiers []TierStatus `json:"tiers,omitempty"`
+	// Budget is the budget the pool draws from, if any.
+	Budget string `json:"budget,omitempty"`
 }
 
 // LeaseStatus is who holds a pool's lease.
@@ -39,6 +45,16 @@ type LeaseStatus struct {
 	Stale  bool      `json:"stale,omitempty"` // the holder has not renewed for a lease ttl
 }
 
+// TierStatus is one tier of a pool as /v1/pools shows it.
+type TierStatus struct {
+	Tier        string         `json:"tier"`
+	Provider    string         `json:"provider"`
+	MaxWorkers  int            `json:"max_workers"`
+	Workers     map[string]int `json:"workers"`
+	ProviderUp  bool           `json:"provider_up"`
+	ProviderErr string         `json:"provider_error,omitempty"`
+}
+
 // DecisionInfo is the last decision of a pool.
 type DecisionInfo struct {
 	Desired int       `json:"desired"`
@@ -46,7 +62,7 @@ type DecisionInfo struct {
 	At      time.Time `json:"at"`
 }
 
-func statusOf(p *engine.Pool, b *Breaker, since time.Time) *PoolStatus {
+func statusOf(p *engine.Pool, tiers []*tierRun, since time.Time) *PoolStatus {
 	st := p.State()
 	s := &PoolStatus{
 		Pool:     string(p.Name()),
@@ -67,10 +83,29 @@ func statusOf(p *engine.Pool, b *Breaker, since time.Time) *PoolStatus {
 		s.LastDecision = &DecisionInfo{Desired: d.Desired, Reason: d.Reason, At: at.UTC()}
 	}
 	s.ProviderUp = true
-	if b != nil {
-		if open, why := b.Open(); open {
-			s.ProviderUp, s.ProviderErr = false, why
+	s.Budget = p.Config().Budget
+	var why []string
+	for _, tr := range tiers {
+		if open, reason := tr.breaker.Open(); open {
+			s.ProviderUp = false
+			if tr.name != "" {
+				reason = "tier " + tr.name + ": " + reason
+			}
+			why = append(why, reason)
 		}
+	}
+	s.ProviderErr = strings.Join(why, "; ")
+	for i, t := range p.Tiers() {
+		ts := TierStatus{Tier: t.Name, Provider: t.Provider, MaxWorkers: t.MaxWorkers, Workers: map[string]int{}, ProviderUp: true}
+		for j, ws := range domain.WorkerStates {
+			ts.Workers[string(ws)] = t.Workers[j]
+		}
+		if i < len(tiers) {
+			if open, reason := tiers[i].breaker.Open(); open {
+				ts.ProviderUp, ts.ProviderErr = false, reason
+			}
+		}
+		s.Tiers = append(s.Tiers, ts)
 	}
 	return s
 }

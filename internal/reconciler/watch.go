@@ -12,7 +12,7 @@ import (
 // watchPool keeps the engine's view of one pool's workers current: a full
 // listing, then pushed changes, re-listing every ResyncInterval and
 // whenever the watch breaks. While the breaker is open it only probes.
-func (r *Reconciler) watchPool(ctx context.Context, pool domain.PoolName, prov providers.Provider, b *Breaker) {
+func (r *Reconciler) watchPool(ctx context.Context, pool domain.PoolName, tier int, prov providers.Provider, b *Breaker) {
 	retry := r.opt.BreakerCooldown
 	for ctx.Err() == nil {
 		if open, _ := b.Open(); open {
@@ -50,13 +50,13 @@ func (r *Reconciler) watchPool(ctx context.Context, pool domain.PoolName, prov p
 			}
 			continue
 		}
-		r.send(observation{pool: pool, list: ws, listedAt: listedAt, isList: true})
-		r.follow(ctx, pool, prov)
+		r.send(observation{pool: pool, tier: tier, list: ws, listedAt: listedAt, isList: true})
+		r.follow(ctx, pool, tier, prov)
 	}
 }
 
 // follow forwards pushed changes until the watch breaks or a resync is due.
-func (r *Reconciler) follow(ctx context.Context, pool domain.PoolName, prov providers.Provider) {
+func (r *Reconciler) follow(ctx context.Context, pool domain.PoolName, tier int, prov providers.Provider) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	resync := time.NewTimer(r.opt.ResyncInterval)
@@ -76,7 +76,7 @@ func (r *Reconciler) follow(ctx context.Context, pool domain.PoolName, prov prov
 			if !ok {
 				return
 			}
-			r.send(observation{pool: pool, change: &c})
+			r.send(observation{pool: pool, tier: tier, change: &c})
 		case <-resync.C:
 			return
 		case <-ctx.Done():

@@ -19,9 +19,19 @@ type PlotChart struct {
 	Start time.Time
 	// MaxWorkers is the pool's max_workers, drawn as a line.
 	MaxWorkers int
+	// LimitName names that line ("max_workers" if empty; a budget's
+	// chart says "budget shared").
+	LimitName string
 	// Runs are the configuration's run first, then the oracle and the
 	// anchors when compared.
 	Runs []PlotRun
+}
+
+func (c PlotChart) limitName() string {
+	if c.LimitName != "" {
+		return c.LimitName
+	}
+	return "max_workers"
 }
 
 // PlotRun is one run as plotted.
@@ -226,7 +236,7 @@ func chart(w *bufio.Writer, c PlotChart, top int) {
 	showMax := c.MaxWorkers > 0 && float64(c.MaxWorkers) <= 1.5*float64(top2)
 	if showMax {
 		top2 = max(top2, c.MaxWorkers)
-		entries = append(entries, legendEntry{fmt.Sprintf("max_workers %d", c.MaxWorkers), style{"#c5221f", "1 3"}})
+		entries = append(entries, legendEntry{fmt.Sprintf("%s %d", c.limitName(), c.MaxWorkers), style{"#c5221f", "1 3"}})
 	}
 	y = legend(w, x0, y, entries)
 	yMax, yStep = niceScale(float64(top2))
@@ -237,7 +247,7 @@ func chart(w *bufio.Writer, c PlotChart, top int) {
 		my := wk.y(float64(c.MaxWorkers))
 		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#c5221f" stroke-width="1.5" stroke-dasharray="1 3"/>`+"\n", x0, my, x1, my)
 	} else if c.MaxWorkers > 0 {
-		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="end" fill="#c5221f">max_workers %d (above the scale)</text>`+"\n", x1, wk.y1+12, c.MaxWorkers)
+		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="end" fill="#c5221f">%s %d (above the scale)</text>`+"\n", x1, wk.y1+12, c.limitName(), c.MaxWorkers)
 	}
 	for i := len(c.Runs) - 1; i >= 0; i-- { // the configuration's on top
 		r := c.Runs[i]

@@ -83,7 +83,7 @@ func ReadStream(ctx context.Context, o StreamOptions) (*Trace, error) {
 				continue
 			}
 			seq, pending = md.Sequence.Stream, md.NumPending
-			ev, err := dec.Decode(msg.Subject(), msg.Data())
+			ev, err := dec.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data()) // either CloudEvents mode
 			if err != nil {
 				skipped++
 				continue

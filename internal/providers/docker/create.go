@@ -117,7 +117,7 @@ func (p *Provider) containerConfig(id domain.WorkerID) (*container.Config, *cont
 	cfg := &container.Config{
 		Image:  d.Image,
 		Env:    p.env(id),
-		Labels: domain.WorkerLabels(p.cfg.Owner, p.cfg.Pool, id),
+		Labels: domain.TierWorkerLabels(p.cfg.Owner, p.cfg.Pool, id, p.cfg.Tier),
 		User:   d.User,
 	}
 	if len(d.Command) > 0 {

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/mount"
@@ -58,6 +59,19 @@ type Config struct {
 	// Slots is HODEI_WORKER_SLOTS, the jobs a worker may run at once
 	// (jobs_per_worker); values below 1 mean 1.
 	Slots int
+	// Tier is the pool's tier this provider serves (the hodei.worker.tier
+	// label of its containers): it only sees containers labelled with it.
+	// "" for a pool with one provider.
+	Tier string
+	// SSHProgram is the ssh client for ssh:// hosts ("ssh" if empty).
+	SSHProgram string
+}
+
+func (c Config) sshProgram() string {
+	if c.SSHProgram != "" {
+		return c.SSHProgram
+	}
+	return sshProgram
 }
 
 // Provider drives the containers of one pool on one Docker Engine.
@@ -108,7 +122,14 @@ func New(cfg Config, log zerolog.Logger) (*Provider, error) {
 	cfg.Env = maps.Clone(cfg.Env)
 
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-	if cfg.Docker.Host != "" {
+	switch {
+	case strings.HasPrefix(cfg.Docker.Host, "ssh://"):
+		ssh, err := sshOpts(cfg.Docker.Host, cfg.sshProgram())
+		if err != nil {
+			return nil, fmt.Errorf("docker provider for pool %s: %w", cfg.Pool, err)
+		}
+		opts = append(opts, ssh...)
+	case cfg.Docker.Host != "":
 		opts = append(opts, client.WithHost(cfg.Docker.Host))
 	}
 	cli, err := client.NewClientWithOpts(opts...)
@@ -156,7 +177,7 @@ func parseMount(spec string) (mount.Mount, error) {
 // owned reports whether labels mark a worker of this owner and pool, and
 // returns its id.
 func (p *Provider) owned(labels map[string]string) (domain.WorkerID, bool) {
-	return domain.OwnedWorker(labels, p.cfg.Owner, p.cfg.Pool)
+	return domain.OwnedTierWorker(labels, p.cfg.Owner, p.cfg.Pool, p.cfg.Tier)
 }
 
 // ownedAs reports whether labels mark exactly worker id of this owner and pool.
@@ -167,11 +188,15 @@ func (p *Provider) ownedAs(labels map[string]string, id domain.WorkerID) bool {
 
 // labelFilters are the ownership filters of List and Watch.
 func (p *Provider) labelFilters() []string {
-	return []string{
+	f := []string{
 		domain.LabelWorker + "=true",
 		domain.LabelOwner + "=" + p.cfg.Owner,
 		domain.LabelWorkerPool + "=" + string(p.cfg.Pool),
 	}
+	if p.cfg.Tier != "" {
+		f = append(f, domain.LabelWorkerTier+"="+p.cfg.Tier)
+	}
+	return f
 }
 
 // env returns the worker's environment: the pool's env, then the HODEI_*

@@ -3,9 +3,12 @@
 package factory
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -15,12 +18,38 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/providers/kubernetes"
 )
 
-// New returns the provider for pool, owned by the autoscaler named owner.
+// New returns the provider for pool, owned by the autoscaler named owner:
+// for a pool with tiers a providers.Tiered of one provider per tier.
 func New(owner string, pool config.Pool, log zerolog.Logger) (providers.Provider, error) {
+	if !pool.Tiered() {
+		return newOne(owner, pool, "", log)
+	}
+	var tiers []providers.Provider
+	var names []string
+	for i, t := range pool.Tiers {
+		p, err := newOne(owner, pool.TierPool(i), t.TierName(), log)
+		if err != nil {
+			for _, q := range tiers {
+				if c, ok := q.(io.Closer); ok {
+					_ = c.Close() // the error that matters is err
+				}
+			}
+			return nil, fmt.Errorf("tier %s: %w", t.TierName(), err)
+		}
+		tiers, names = append(tiers, p), append(names, t.TierName())
+	}
+	return providers.NewTiered(names, tiers), nil
+}
+
+// newOne builds one provider: the pool's, or one tier's (tier set).
+func newOne(owner string, pool config.Pool, tier string, log zerolog.Logger) (providers.Provider, error) {
 	log = log.With().Str("pool", pool.Name).Str("provider", pool.Provider).Logger()
+	if tier != "" {
+		log = log.With().Str("tier", tier).Logger()
+	}
 	var p providers.Provider
 	var err error
-	switch c := providerConfig(owner, pool).(type) {
+	switch c := tierConfig(owner, pool, tier).(type) {
 	case docker.Config:
 		p, err = docker.New(c, log)
 	case kubernetes.Config:
@@ -37,6 +66,18 @@ func New(owner string, pool config.Pool, log zerolog.Logger) (providers.Provider
 // providerConfig is what New gives the pool's provider: the one place
 // that says which pool settings a provider uses.
 func providerConfig(owner string, pool config.Pool) any {
+	if !pool.Tiered() {
+		return tierConfig(owner, pool, "")
+	}
+	out := make([]any, len(pool.Tiers))
+	for i, t := range pool.Tiers {
+		out[i] = tierConfig(owner, pool.TierPool(i), t.TierName())
+	}
+	return out
+}
+
+// tierConfig is providerConfig of one provider (tier: its tier label).
+func tierConfig(owner string, pool config.Pool, tier string) any {
 	switch pool.Provider {
 	case docker.Name:
 		return docker.Config{
@@ -46,6 +87,7 @@ func providerConfig(owner string, pool config.Pool) any {
 			Resources: pool.Resources,
 			Env:       pool.Env,
 			Slots:     pool.JobsPerWorker,
+			Tier:      tier,
 		}
 	case kubernetes.Name:
 		return kubernetes.Config{
@@ -56,6 +98,7 @@ func providerConfig(owner string, pool config.Pool) any {
 			Env:        pool.Env,
 			Slots:      pool.JobsPerWorker,
 			StopGrace:  pool.StopGracePeriod.D(),
+			Tier:       tier,
 		}
 	}
 	return nil
@@ -75,6 +118,13 @@ func Changed(owner string, old, next config.Pool) bool {
 // not see, stop or adopt the workers that run, so a reload cannot change
 // it: the daemon keeps such a pool's settings and says so.
 func Location(pool config.Pool) string {
+	if pool.Tiered() {
+		var parts []string
+		for i, t := range pool.Tiers {
+			parts = append(parts, "tier "+t.TierName()+": "+Location(pool.TierPool(i)))
+		}
+		return strings.Join(parts, "; ")
+	}
 	switch pool.Provider {
 	case docker.Name:
 		return "docker host " + strconv.Quote(pool.Docker.Host)
@@ -93,6 +143,15 @@ func Location(pool config.Pool) string {
 // ("docker.mounts: ..."). autoscaler validate and the daemon's start both
 // call it.
 func Validate(pool config.Pool) error {
+	if pool.Tiered() {
+		var errs []error
+		for i := range pool.Tiers {
+			if err := Validate(pool.TierPool(i)); err != nil {
+				errs = append(errs, fmt.Errorf("tiers[%d].%w", i, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
 	switch pool.Provider {
 	case docker.Name:
 		return docker.ValidateConfig(pool.Docker)

@@ -77,6 +77,10 @@ type Config struct {
 	// whole seconds), so that an eviction or a kubectl delete gives the
 	// worker the same time to finish as the autoscaler's own Stop.
 	StopGrace time.Duration
+	// Tier is the pool's tier this provider serves (the hodei.worker.tier
+	// label of its pods): it only sees pods labelled with it. "" for a
+	// pool with one provider.
+	Tier string
 }
 
 // Provider drives the pods of one pool in one namespace.
@@ -158,10 +162,18 @@ func NewForClient(cfg Config, cs k8s.Interface, log zerolog.Logger) (*Provider, 
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes provider for pool %s: %w", cfg.Pool, err)
 	}
-	sel := labels.SelectorFromSet(labels.Set{
+	set := labels.Set{
 		domain.LabelOwner:      cfg.Owner,
 		domain.LabelWorkerPool: string(cfg.Pool),
-	})
+	}
+	if cfg.Tier != "" {
+		set[domain.LabelWorkerTier] = cfg.Tier
+		if tmpl.meta.Labels == nil {
+			tmpl.meta.Labels = map[string]string{}
+		}
+		tmpl.meta.Labels[domain.LabelWorkerTier] = cfg.Tier
+	}
+	sel := labels.SelectorFromSet(set)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Provider{
 		cfg:     cfg,
@@ -281,7 +293,7 @@ func (p *Provider) Ping(ctx context.Context) error {
 // owned reports whether labels mark a worker of this owner and pool, and
 // returns its id.
 func (p *Provider) owned(l map[string]string) (domain.WorkerID, bool) {
-	return domain.OwnedWorker(l, p.cfg.Owner, p.cfg.Pool)
+	return domain.OwnedTierWorker(l, p.cfg.Owner, p.cfg.Pool, p.cfg.Tier)
 }
 
 // ownedAs reports whether labels mark exactly worker id of this owner and
