@@ -170,6 +170,9 @@ func TestPartitionedHolderStopsBeforeTakeover(t *testing.T) {
 // job served), and no healthy replica loses its lease.
 func TestNATSNodeKillUnderLoad(t *testing.T) {
 	e := newEnv(t, true)
+	// The test plays the scheduler on the two servers that stay up: it is
+	// the replicas whose connections go through the killed one.
+	e.clientURL = e.nats.Node(1).ClientURL() + "," + e.nats.Node(2).ClientURL()
 	rs := e.start("r1", "r2")
 	h := e.holder(3 * leaseTTL)
 	var ids []string
@@ -179,6 +182,9 @@ func TestNATSNodeKillUnderLoad(t *testing.T) {
 			if err := e.nats.Node(0).Kill(); err != nil {
 				t.Fatal(err)
 			}
+			// The test's own publisher (the scheduler's part) waits for
+			// the streams' new leaders; the replicas are not waited for.
+			e.nats.WaitHealthy(t, 30*time.Second)
 		}
 		time.Sleep(time.Second)
 	}

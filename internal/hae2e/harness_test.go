@@ -91,6 +91,8 @@ type env struct {
 	// four spaces)
 	maxWorkers int
 	poolExtra  string
+	// clientURL, when set, is where the test's own client connects.
+	clientURL string
 	mu         sync.Mutex
 	replicas   []*replica
 }
@@ -112,7 +114,11 @@ func newEnv(t *testing.T, docker bool) *env {
 // through any replica's proxies) once the streams exist.
 func (e *env) follow() {
 	e.t.Helper()
-	_, js := bustest.Connect(e.t, e.nats.URL())
+	url := e.clientURL
+	if url == "" {
+		url = e.nats.URL()
+	}
+	_, js := bustest.Connect(e.t, url)
 	e.js = js
 	e.jobs = bustest.NewJobs(e.t, js)
 	e.jobEv = bustest.CollectStream(e.t, js, events.StreamJobs)
