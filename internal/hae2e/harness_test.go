@@ -93,8 +93,8 @@ type env struct {
 	poolExtra  string
 	// clientURL, when set, is where the test's own client connects.
 	clientURL string
-	mu         sync.Mutex
-	replicas   []*replica
+	mu        sync.Mutex
+	replicas  []*replica
 }
 
 // newEnv starts a 3-node cluster; with docker, also the worker image.
