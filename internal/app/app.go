@@ -23,6 +23,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/httpapi"
 	"github.com/hodei/hodei-autoscaler/internal/inputs"
+	"github.com/hodei/hodei-autoscaler/internal/lease"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/providers/factory"
@@ -74,6 +75,10 @@ type App struct {
 	pools map[domain.PoolName]runningPool
 	// fileSum is the config file's content when it was last loaded.
 	fileSum configwatch.Sum
+	// lease is this daemon's part in the lease protocol (ha.go);
+	// leaseChanged says it gained or lost a pool.
+	lease        *lease.Manager
+	leaseChanged chan struct{}
 }
 
 // New builds the daemon and connects it: providers, bus and streams, and
@@ -98,6 +103,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 	defer func() {
 		if err != nil {
+			a.endLease()
 			a.close()
 		}
 	}()
@@ -133,6 +139,10 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		a.m.Published.WithLabelValues(typ, "dropped")
 	}
 
+	if err := a.openLease(ctx); err != nil {
+		return nil, err
+	}
+
 	eng := engine.NewEngine(pools, cfg.Reconcile.MaxJobAge.D())
 	eng.SetBudgets(cfg.EngineBudgets())
 	a.rec = reconciler.New(eng, a.provs, a.pub, a.m, a.log.With().Str("component", "reconciler").Logger(), reconciler.Options{
@@ -145,6 +155,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		ShutdownTimeout:  cfg.Shutdown.Timeout.D(),
 		StopWorkers:      cfg.Shutdown.StopWorkers,
 		Now:              opt.Now,
+		Gate:             a.lease.Fence(),
+		GateChanged:      a.leaseChanged,
 	})
 	a.provs = nil // the reconciler's now
 
@@ -153,7 +165,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, fmt.Errorf("listening on http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
 	a.srv = &http.Server{
-		Handler:           httpapi.Handler(a.reg, a.checks(), func() any { return a.rec.Status() }),
+		Handler:           httpapi.Handler(a.reg, a.checks(), func() any { return a.poolStatus() }),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	return a, nil
@@ -206,7 +218,7 @@ func (a *App) Ready() bool {
 }
 
 // Status returns every pool's status (as /v1/pools).
-func (a *App) Status() []reconciler.PoolStatus { return a.rec.Status() }
+func (a *App) Status() []reconciler.PoolStatus { return a.poolStatus() }
 
 // Run scales until ctx ends, then shuts down in order: stop consuming,
 // let the reconciler finish or abandon provider calls (shutdown.timeout),
@@ -225,18 +237,21 @@ func (a *App) Run(ctx context.Context) error {
 
 // parts are the goroutines Run starts, and how to stop each.
 type parts struct {
-	httpErr, recDone chan error
-	consumer         sync.WaitGroup
+	httpErr, recDone, leaseDone chan error
+	consumer                    sync.WaitGroup
 	// stopConsumer ends the consumer; stopRec the reconciler, which
 	// outlives ctx so that it stops only after the consumer has;
 	// abandonPublish drops what the publisher still holds.
 	stopConsumer, stopRec, abandonPublish context.CancelFunc
+	// stopLease ends the lease session, after the reconciler: its pools
+	// are released for the other replicas only once nothing acts on them.
+	stopLease context.CancelFunc
 }
 
 // start runs the HTTP server, the publisher, the reconciler and the job
 // stream consumer.
 func (a *App) start(ctx context.Context) *parts {
-	p := &parts{httpErr: make(chan error, 1), recDone: make(chan error, 1)}
+	p := &parts{httpErr: make(chan error, 1), recDone: make(chan error, 1), leaseDone: make(chan error, 1)}
 	metrics.SetBool(a.m.BusConnected, a.bus.Connected())
 	go func() {
 		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
@@ -249,6 +264,9 @@ func (a *App) start(ctx context.Context) *parts {
 	go func() { _ = a.pub.Run(pubCtx) }()
 	recCtx, p.stopRec = context.WithCancel(context.WithoutCancel(ctx))
 	go func() { p.recDone <- a.rec.Run(recCtx) }()
+	var leaseCtx context.Context
+	leaseCtx, p.stopLease = context.WithCancel(context.WithoutCancel(ctx))
+	go a.runLease(leaseCtx, p.leaseDone)
 
 	a.startConsumer(ctx, p)
 	return p
@@ -294,6 +312,9 @@ func (a *App) watch(ctx context.Context, p *parts) error {
 			return fmt.Errorf("http server: %w", err)
 		case err := <-p.recDone:
 			return fmt.Errorf("reconciler stopped: %w", err)
+		case err := <-p.leaseDone:
+			p.leaseDone <- err // for shutdown's wait
+			return fmt.Errorf("ha: %w", err)
 		case <-busTick.C:
 			metrics.SetBool(a.m.BusConnected, a.bus.Connected())
 			if err := a.bus.Closed(); err != nil {
@@ -316,6 +337,10 @@ func (a *App) shutdown(p *parts, waitRec bool) {
 	p.stopRec()
 	if waitRec {
 		<-p.recDone
+	}
+	p.stopLease()
+	if err := <-p.leaseDone; err != nil {
+		a.log.Warn().Err(err).Msg("lease session ended with an error")
 	}
 	a.pub.Close()
 	left := a.cfg.Shutdown.Timeout.D() - time.Since(start)

@@ -18,6 +18,7 @@ type Config struct {
 	Log       Log       `yaml:"log"`
 	HTTP      HTTP      `yaml:"http"`
 	NATS      NATS      `yaml:"nats"`
+	HA        HA        `yaml:"ha"`
 	Reconcile Reconcile `yaml:"reconcile"`
 	Shutdown  Shutdown  `yaml:"shutdown"`
 	// DryRun computes and publishes decisions without calling providers.
@@ -51,7 +52,7 @@ type HTTP struct {
 // NATS configures the bus connection and streams.
 type NATS struct {
 	// URL is "embedded" for the in-process server, or a nats:// / tls://
-	// URL list (comma separated).
+	// URL list: comma separated, or a YAML list (the servers of a cluster).
 	URL           string        `yaml:"url"`
 	Embedded      Embedded      `yaml:"embedded"`
 	SubjectPrefix string        `yaml:"subject_prefix"`
@@ -261,6 +262,7 @@ func Defaults() Config {
 			Source:        "hodei-autoscaler",
 			Publish:       PublishConfig{Buffer: 10000},
 		},
+		HA: HADefaults(),
 		Reconcile: Reconcile{
 			Interval:         Duration(5 * time.Second),
 			ResyncInterval:   Duration(30 * time.Second),

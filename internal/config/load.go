@@ -83,6 +83,7 @@ func decode(data []byte) (Config, *checker, error) {
 	if doc.Kind != yaml.MappingNode {
 		return Config{}, nil, fmt.Errorf("line %d: config must be a mapping of keys (name, nats, pools, ...), got a %s", doc.Line, kindName(doc))
 	}
+	joinURLList(doc)
 	c := &checker{seen: map[visit]bool{}, reported: map[string]bool{}}
 	// A second document (after ---) would be ignored silently.
 	var extra yaml.Node

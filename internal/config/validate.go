@@ -58,6 +58,7 @@ func (c *Config) validate(v *validator) {
 		v.add("memory_limit", "must be 0 (chosen: GOMEMLIMIT, the cgroup limit or 150MiB) or at least 32MiB, such as 256MiB (got %d bytes)", c.MemoryLimit)
 	}
 	c.NATS.validate(v)
+	c.HA.validate(v, c.NATS)
 	c.Reconcile.validate(v)
 	c.validateInputs(v)
 	v.positive("shutdown.timeout", c.Shutdown.Timeout)

@@ -166,7 +166,7 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{"unknown pool key", dockerPool("max_worker: 3"), []string{"line 4: " + P + "max_worker|unknown key (did you mean \"max_workers\"?)"}},
 		{"unknown nested key", top("nats:\n  streams:\n    max_ag: 1h"), []string{"line 3: nats.streams.max_ag|did you mean \"max_age\"?"}},
 		{"unknown docker key", pool("docker: {imag: img}"), []string{P + "docker.imag|did you mean \"image\"?"}},
-		{"unknown key far from all", top("zzzzzzzz: 1"), []string{"zzzzzzzz|unknown key (known keys: budgets, dry_run, http, inputs, log, memory_limit, name, nats, pools, reconcile, shutdown)"}},
+		{"unknown key far from all", top("zzzzzzzz: 1"), []string{"zzzzzzzz|unknown key (known keys: budgets, dry_run, ha, http, inputs, log, memory_limit, name, nats, pools, reconcile, shutdown)"}},
 		{"key given twice", dockerPool("max_workers: 2\nmax_workers: 3"), []string{"line 5: " + P + "max_workers|given twice (first on line 4)"}},
 		{"second document", minimal + "---\nname: other\n", []string{"line 7: |second YAML document"}},
 		{"merge of a scalar", dockerPool("<<: 5"), []string{P + "<<|a merge takes a mapping"}},

@@ -192,6 +192,11 @@ func (e *Engine) Reconcile(now time.Time) {
 		if !p.folded || !p.due(now) {
 			continue
 		}
+		if p.standby { // another replica decides: only the status changed
+			p.dirty, p.nextWake = false, time.Time{}
+			e.fx.Touched = append(e.fx.Touched, p)
+			continue
+		}
 		p.reconcile(now, &e.fx)
 		if p.dirty { // timeouts changed the pool: plan again at once
 			p.reconcile(now, &e.fx)

@@ -37,6 +37,7 @@ type Pool struct {
 	folded     bool // the retained job stream has been folded (Engine.CaughtUp)
 	removing   bool // a reload removed the pool (reload.go)
 	listed     bool // a first provider listing has been applied
+	standby    bool // another replica acts on the pool (standby.go)
 	providerUp bool
 	downReason string
 

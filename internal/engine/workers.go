@@ -301,7 +301,7 @@ func (p *Pool) drain(w *worker, now time.Time, fx *Effects, reason string) {
 
 // drainAllIdle drains every idle worker (shutdown.stop_workers).
 func (p *Pool) drainAllIdle(now time.Time, fx *Effects) {
-	if p.cfg.DryRun {
+	if p.cfg.DryRun || p.standby {
 		return
 	}
 	for w := p.idle.head; w != nil; {
@@ -314,6 +314,10 @@ func (p *Pool) drainAllIdle(now time.Time, fx *Effects) {
 // issue asks for a provider call on w.
 func (p *Pool) issue(w *worker, k OpKind, now time.Time, fx *Effects) {
 	if p.cfg.DryRun || w.op != OpNone {
+		return
+	}
+	if p.standby {
+		p.keep(w, k)
 		return
 	}
 	w.op = k

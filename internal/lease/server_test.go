@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
-	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/tcpproxy"
 )
 
@@ -18,9 +18,28 @@ import (
 // temporary store): the protocol's bucket calls, the balance and the
 // guards. The cluster tests are in cluster_test.go.
 
+// startServer starts an in-process NATS server with JetStream on a free
+// loopback port (bustest's would import the daemon's config, which
+// imports this package).
+func startServer(t *testing.T) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		t.Fatalf("starting nats: %v", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return srv
+}
+
 func singleServer(t *testing.T) jetstream.KeyValue {
 	t.Helper()
-	srv := bustest.StartServer(t)
+	srv := startServer(t)
 	_, kv := dialBucket(t, srv.ClientURL(), 1)
 	return kv
 }
@@ -86,7 +105,7 @@ func TestReplicasShareAndHandOver(t *testing.T) {
 // acting on its pools when its fence closes, before the other replica
 // takes them over, a ttl after the last renewal it managed.
 func TestPartitionedHolderFencesBeforeTakeover(t *testing.T) {
-	srv := bustest.StartServer(t)
+	srv := startServer(t)
 	proxy := tcpproxy.Start(t, strings.TrimPrefix(srv.ClientURL(), "nats://"))
 	_, kvA := dialBucket(t, "nats://"+proxy.Addr(), 1)
 	_, kvB := dialBucket(t, srv.ClientURL(), 1)

@@ -42,6 +42,8 @@ type Metrics struct {
 	CaughtUp          prometheus.Gauge
 	BuildInfo         *prometheus.GaugeVec   // {version,goversion}
 	ConfigReloads     *prometheus.CounterVec // {result}
+	PoolLeaseHeld     *prometheus.GaugeVec   // {pool}
+	LeaseChanges      *prometheus.CounterVec // {pool,change,reason}
 }
 
 // Results of a configuration reload (config_reloads_total{result}).
@@ -113,6 +115,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Always 1; the labels say which build runs."}, []string{"version", "goversion"}),
 		ConfigReloads: f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "config_reloads_total",
 			Help: "Configuration reloads (SIGHUP or the file changing) by result: applied or rejected."}, []string{"result"}),
+		PoolLeaseHeld: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "pool_lease_held",
+			Help: "1 while this replica may act on the pool (it holds the pool's lease and its fence is open; with ha off, its exclusive lease), else 0."}, []string{"pool"}),
+		LeaseChanges: f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "lease_changes_total",
+			Help: "This replica gaining or losing a pool's lease, by change (gained, lost) and reason (free, takeover, handover, grace, resumed; rebalance, yield, unserved, shutdown, taken, session-lost, fenced)."}, []string{"pool", "change", "reason"}),
 	}
 	// Counters that alerts watch with increase() exist from the start at
 	// 0: a series that appears at 1 has no increase to show.
@@ -132,7 +138,7 @@ func (m *Metrics) SetBuildInfo(version string) {
 func (m *Metrics) ForgetPool(pool string) {
 	l := prometheus.Labels{"pool": pool}
 	for _, g := range []*prometheus.GaugeVec{m.PendingJobs, m.RunningJobs, m.Workers, m.DesiredWorkers,
-		m.ProviderUp, m.BreakerOpen, m.MinWorkers, m.MaxWorkers, m.TierWorkers, m.TierUp} {
+		m.ProviderUp, m.BreakerOpen, m.MinWorkers, m.MaxWorkers, m.TierWorkers, m.TierUp, m.PoolLeaseHeld} {
 		g.DeletePartialMatch(l)
 	}
 }

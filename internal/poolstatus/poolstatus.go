@@ -235,7 +235,13 @@ func figures(pools []Pool) string {
 			d.At = time.Time{}
 		}
 		p.LastDecision = nil
-		fmt.Fprintf(&b, "%+v %+v\n", p, d) // fmt prints maps sorted
+		var l reconciler.LeaseStatus // a pointer would print as its address
+		if p.Lease != nil {
+			l = *p.Lease
+			l.Since = time.Time{}
+		}
+		p.Lease = nil
+		fmt.Fprintf(&b, "%+v %+v %+v\n", p, d, l) // fmt prints maps sorted
 	}
 	return b.String()
 }

@@ -10,10 +10,10 @@ import (
 
 // poolGauges are a pool's gauge children, resolved once.
 type poolGauges struct {
-	pending, running, desired, up, open, min, max prometheus.Gauge
-	workers                                       [len(domain.WorkerStates)]prometheus.Gauge
-	m                                             *metrics.Metrics
-	pool                                          string
+	pending, running, desired, up, open, min, max, held prometheus.Gauge
+	workers                                             [len(domain.WorkerStates)]prometheus.Gauge
+	m                                                   *metrics.Metrics
+	pool                                                string
 }
 
 func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *poolGauges {
@@ -26,6 +26,7 @@ func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *p
 		open:    m.BreakerOpen.WithLabelValues(name),
 		min:     m.MinWorkers.WithLabelValues(name),
 		max:     m.MaxWorkers.WithLabelValues(name),
+		held:    m.PoolLeaseHeld.WithLabelValues(name),
 		m:       m, pool: name,
 	}
 	g.setUp(true)

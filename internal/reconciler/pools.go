@@ -11,6 +11,7 @@ import (
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/engine"
+	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 )
 
@@ -43,6 +44,10 @@ func (r *Reconciler) addRun(p *engine.Pool, prov providers.Provider) *poolRun {
 		gauges: newPoolGauges(r.m, name, p.Config().Provider),
 	}
 	r.setTiers(run, p, prov)
+	if r.opt.Gate != nil {
+		r.eng.SetActive(name, r.mayAct(name, r.now()), r.now())
+	}
+	metrics.SetBool(run.gauges.held, r.mayAct(name, r.now()))
 	run.publish(p)
 	r.pools[name] = run
 	return run

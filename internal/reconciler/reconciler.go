@@ -31,6 +31,11 @@ type Options struct {
 	MaxConcurrentOps int
 	ShutdownTimeout  time.Duration
 	StopWorkers      bool // stop idle workers on shutdown
+	// Gate, when set, limits provider calls and published events to the
+	// pools this replica holds (gate.go); GateChanged wakes the loop when
+	// it may have changed.
+	Gate        Gate
+	GateChanged <-chan struct{}
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -69,6 +74,8 @@ type Reconciler struct {
 	sem     chan struct{}
 	pending int // ops in flight, owned by the loop
 	events  eventCounters
+	// gateWake is when the first open gate closes (owned by the loop).
+	gateWake time.Time
 }
 
 type opResult struct {
@@ -113,6 +120,7 @@ func New(eng *engine.Engine, provs map[domain.PoolName]providers.Provider, pub P
 		r.addRun(p, provs[p.Name()])
 	}
 	initBudgets(m, eng)
+	r.gateWake = r.syncGate(r.now())
 	r.publishView()
 	return r
 }
@@ -201,11 +209,13 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			u.done <- r.applyUpdate(u.specs)
 		case <-tick.C:
 			r.eng.Tick(r.now())
+		case <-r.gateChanged():
 		case <-wake.C:
 		case <-ctx.Done():
 			return r.shutdown(opCtx, abandon)
 		}
 		r.drainQueued()
+		r.gateWake = r.syncGate(r.now())
 		r.reconcile(opCtx)
 		if next := r.nextWake(); !next.IsZero() {
 			wake.Reset(max(next.Sub(r.now()), time.Millisecond))
@@ -302,8 +312,12 @@ func (r *Reconciler) observe(o observation) {
 
 func (r *Reconciler) finish(res opResult) {
 	r.pending--
+	if errors.Is(res.err, ErrFenced) {
+		r.log.Info().Str("pool", string(res.op.Pool)).Str("op", res.op.Kind.String()).Str("worker_id", string(res.op.Worker)).
+			Msg("provider call not made: this replica lost the pool's lease before it could be sent")
+	}
 	r.eng.OpDone(res.op.Pool, res.op.Kind, res.op.Worker, res.worker, res.err, r.now())
-	if res.err != nil {
+	if res.err != nil && !errors.Is(res.err, ErrFenced) {
 		r.log.Warn().Err(res.err).Str("pool", string(res.op.Pool)).Str("op", res.op.Kind.String()).
 			Str("worker_id", string(res.op.Worker)).Msg("provider call failed")
 	}
@@ -331,6 +345,9 @@ func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.
 		r.start(opCtx, o)
 	}
 	for _, l := range fx.Lifecycle {
+		if !r.mayAct(l.Pool, now) {
+			continue // the holder publishes it
+		}
 		ev := r.log.Info()
 		if l.State == domain.LifecycleFailed {
 			ev = r.log.Warn()
@@ -339,6 +356,9 @@ func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.
 		r.pub.Worker(now, l.State, domain.WorkerEventData{WorkerID: string(l.Worker), Pool: string(l.Pool), Provider: l.Provider, Reason: l.Reason})
 	}
 	for _, d := range fx.Decisions {
+		if !r.mayAct(domain.PoolName(d.Data.Pool), now) {
+			continue
+		}
 		r.m.Decisions.WithLabelValues(d.Data.Pool, d.Direction).Inc()
 		r.log.Info().Str("pool", d.Data.Pool).Int("current", d.Data.Current).Int("desired", d.Data.Desired).
 			Int("pending", d.Data.Pending).Int("running", d.Data.Running).Bool("dry_run", d.Data.DryRun).
@@ -384,6 +404,12 @@ func (r *Reconciler) start(ctx context.Context, o engine.Op) {
 			return
 		}
 		defer func() { <-r.sem }()
+		// The last check before the call leaves: the lease's safety slack
+		// covers the moment from here to the provider.
+		if !r.mayAct(o.Pool, r.now()) {
+			r.report(opResult{op: o, err: ErrFenced})
+			return
+		}
 		timeout := r.opt.ProviderTimeout
 		if o.Kind == engine.OpStop {
 			timeout += o.Grace
@@ -421,7 +447,7 @@ func (r *Reconciler) report(res opResult) {
 }
 
 func (r *Reconciler) nextWake() time.Time {
-	var next time.Time
+	next := r.gateWake
 	for _, p := range r.eng.Pools() {
 		if t := p.NextWake(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t

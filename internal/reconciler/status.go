@@ -27,11 +27,22 @@ type PoolStatus struct {
 	// Since is when this daemon started running the pool (its start, or
 	// the reload that added it).
 	Since time.Time `json:"since"`
+	// Lease says which replica acts on the pool, as this one sees it
+	// (filled in by the daemon from its lease manager).
+	Lease *LeaseStatus `json:"lease,omitempty"`
 	// Tiers are a pool's provider tiers with their workers, in order
 	// (none for a pool with one provider).
 	Tiers []TierStatus `json:"tiers,omitempty"`
 	// Budget is the budget the pool draws from, if any.
 	Budget string `json:"budget,omitempty"`
+}
+
+// LeaseStatus is who holds a pool's lease.
+type LeaseStatus struct {
+	Holder string    `json:"holder"`          // the holding replica ("" while nobody does)
+	Since  time.Time `json:"since,omitzero"`  // since when it holds it
+	Mine   bool      `json:"mine"`            // this replica may act on the pool now
+	Stale  bool      `json:"stale,omitempty"` // the holder has not renewed for a lease ttl
 }
 
 // TierStatus is one tier of a pool as /v1/pools shows it.

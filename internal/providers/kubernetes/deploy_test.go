@@ -98,7 +98,7 @@ func kustomizeBuild(t testing.TB, dir string) []*unstructured.Unstructured {
 		f.Close()
 	}
 	// kustomize's legacy order, for the kinds used here.
-	order := []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Service", "Deployment"}
+	order := []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Service", "Deployment", "PodDisruptionBudget"}
 	slices.SortStableFunc(objs, func(a, b *unstructured.Unstructured) int {
 		return slices.Index(order, a.GetKind()) - slices.Index(order, b.GetKind())
 	})
@@ -167,7 +167,7 @@ func TestDeployManifests(t *testing.T) {
 	for _, o := range objs {
 		kinds = append(kinds, o.GetKind())
 	}
-	if want := []string{"Namespace", "Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Service", "Deployment"}; !slices.Equal(kinds, want) {
+	if want := []string{"Namespace", "Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Service", "Deployment", "PodDisruptionBudget"}; !slices.Equal(kinds, want) {
 		t.Errorf("kinds %v, want %v", kinds, want)
 	}
 	first := apply(t, c, objs)
@@ -252,8 +252,14 @@ func slicesEqualRules(a, b []rbacv1.PolicyRule) bool {
 
 func checkDeployment(t *testing.T, dep *appsv1.Deployment) {
 	t.Helper()
-	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 1 || dep.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-		t.Errorf("replicas %v strategy %s: want 1 and Recreate", dep.Spec.Replicas, dep.Spec.Strategy.Type)
+	// High availability (issue 11): two replicas sharing the pools, rolled
+	// one at a time, spread over nodes.
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 || dep.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType ||
+		dep.Spec.Strategy.RollingUpdate == nil || dep.Spec.Strategy.RollingUpdate.MaxUnavailable == nil || dep.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("replicas %v strategy %+v: want 2 and RollingUpdate with maxUnavailable 0", dep.Spec.Replicas, dep.Spec.Strategy)
+	}
+	if a := dep.Spec.Template.Spec.Affinity; a == nil || a.PodAntiAffinity == nil || len(a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0 {
+		t.Errorf("affinity %+v: want the replicas spread over nodes", a)
 	}
 	ps := dep.Spec.Template.Spec
 	if ps.ServiceAccountName != "hodei-autoscaler" || ps.SecurityContext == nil || ps.SecurityContext.RunAsNonRoot == nil || !*ps.SecurityContext.RunAsNonRoot {
@@ -291,6 +297,9 @@ func leastPrivilegeDaemon(t *testing.T, c *k8scluster.Cluster, configYAML, kubec
 	cfg, err := config.Parse([]byte(configYAML), []string{
 		"AUTOSCALER_NAME=" + owner,
 		"AUTOSCALER_NATS_URL=embedded",
+		// One daemon on its own embedded server: no cluster to share.
+		"AUTOSCALER_HA_ENABLED=false",
+		"AUTOSCALER_NATS_STREAMS_REPLICAS=1",
 		"AUTOSCALER_NATS_EMBEDDED_PORT=-1",
 		"AUTOSCALER_NATS_EMBEDDED_STORE_DIR=" + t.TempDir(),
 		"AUTOSCALER_HTTP_LISTEN=127.0.0.1:0",
