@@ -278,6 +278,13 @@ func parseJob(data []byte, pool string) (job, error) {
 	if err := json.Unmarshal(data, &ev); err != nil {
 		return job{}, fmt.Errorf("not a JSON CloudEvent: %w", err)
 	}
+	// The daemon's input rules, checked the same way: raw bytes before
+	// encoding/json rewrites invalid UTF-8 to U+FFFD, then the job id.
+	// A job the daemon refuses to count must not run, or its worker
+	// would look idle while it runs it.
+	if err := domain.CheckJSONText(data); err != nil {
+		return job{}, fmt.Errorf("refused as the autoscaler refuses it: %w", err)
+	}
 	if ev.Type != "" && ev.Type != domain.TypeJobQueued {
 		return job{}, fmt.Errorf("type %q is not %s", ev.Type, domain.TypeJobQueued)
 	}
@@ -288,8 +295,8 @@ func parseJob(data []byte, pool string) (job, error) {
 	if err := json.Unmarshal(ev.Data, &d); err != nil {
 		return job{}, fmt.Errorf("data is not a job: %w", err)
 	}
-	if d.JobID == "" {
-		return job{}, errors.New("data has no job_id")
+	if err := domain.ValidateJobID(d.JobID); err != nil {
+		return job{}, fmt.Errorf("refused as the autoscaler refuses it: %w", err)
 	}
 	if d.Pool != "" && d.Pool != pool {
 		return job{}, fmt.Errorf("job %s names pool %q but was queued for pool %q", d.JobID, d.Pool, pool)

@@ -406,6 +406,14 @@ func TestParseJob(t *testing.T) {
 		{name: "other pool", in: ce(`{"job_id":"j1","pool":"p2"}`), wantErr: `names pool "p2"`},
 		{name: "wrong type", in: []byte(`{"type":"hodei.job.started","data":{"job_id":"j"}}`), wantErr: "is not hodei.job.queued"},
 		{name: "no data", in: []byte(`{"type":"hodei.job.queued"}`), wantErr: "no data"},
+		// The daemon's rules (domain.ValidateJobID, domain.CheckJSONText):
+		// a job it refuses is refused here, never run.
+		{name: "job id over 256 bytes", in: ce(`{"job_id":"` + strings.Repeat("j", 257) + `"}`), wantErr: "missing_job_id"},
+		{name: "invalid UTF-8 0xff", in: ce("{\"job_id\":\"bad-\xff\"}"), wantErr: "invalid_utf8"},
+		{name: "invalid UTF-8 0xfe", in: ce("{\"job_id\":\"bad-\xfe\"}"), wantErr: "invalid_utf8"},
+		{name: "lone surrogate", in: ce(`{"job_id":"bad-\udcff"}`), wantErr: "invalid_utf8"},
+		{name: "control character", in: ce(`{"job_id":"bad-\u0001"}`), wantErr: "bad_job_id"},
+		{name: "256 bytes runs", in: ce(`{"job_id":"` + strings.Repeat("j", 256) + `"}`), want: job{ID: strings.Repeat("j", 256), Duration: time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -254,7 +254,7 @@ func (a *App) startConsumer(ctx context.Context, p *parts) {
 	p.consumer.Go(func() {
 		c := &events.Consumer{
 			JS:      a.bus.JS,
-			Decoder: events.Decoder{Subjects: a.bus.Subjects, MaxBytes: a.cfg.NATS.MaxEventBytes},
+			Decoder: events.Decoder{Subjects: a.bus.Subjects, MaxBytes: a.cfg.NATS.MaxEventBytes, MaxClockSkew: a.cfg.NATS.MaxClockSkew.D()},
 			Log:     a.log.With().Str("component", "consumer").Logger(),
 		}
 		err := c.Run(consCtx, func(d domain.Delivery) { a.rec.Deliver(d) })

@@ -44,13 +44,16 @@ type HTTP struct {
 type NATS struct {
 	// URL is "embedded" for the in-process server, or a nats:// / tls://
 	// URL list (comma separated).
-	URL           string        `yaml:"url"`
-	Embedded      Embedded      `yaml:"embedded"`
-	SubjectPrefix string        `yaml:"subject_prefix"`
-	Streams       Streams       `yaml:"streams"`
-	Auth          Auth          `yaml:"auth"`
-	TLS           TLS           `yaml:"tls"`
-	MaxEventBytes int           `yaml:"max_event_bytes"`
+	URL           string   `yaml:"url"`
+	Embedded      Embedded `yaml:"embedded"`
+	SubjectPrefix string   `yaml:"subject_prefix"`
+	Streams       Streams  `yaml:"streams"`
+	Auth          Auth     `yaml:"auth"`
+	TLS           TLS      `yaml:"tls"`
+	MaxEventBytes int      `yaml:"max_event_bytes"`
+	// MaxClockSkew is how far an event's time may lie after the time the
+	// stream stored it; further is refused (reason future_time). 0: off.
+	MaxClockSkew  Duration      `yaml:"max_clock_skew"`
 	ConnectWait   Duration      `yaml:"connect_timeout"`
 	ReconnectWait Duration      `yaml:"reconnect_wait"`
 	Source        string        `yaml:"source"` // CloudEvents source of what we publish
@@ -235,6 +238,7 @@ func Defaults() Config {
 				DuplicateWindow: Duration(2 * time.Minute),
 			},
 			MaxEventBytes: 64 << 10,
+			MaxClockSkew:  Duration(5 * time.Minute),
 			ConnectWait:   Duration(5 * time.Second),
 			ReconnectWait: Duration(2 * time.Second),
 			Source:        "hodei-autoscaler",

@@ -130,6 +130,9 @@ func (n *NATS) validate(v *validator) {
 	if n.MaxEventBytes < 256 || n.MaxEventBytes > 8<<20 {
 		v.add("nats.max_event_bytes", "must be between 256 and 8388608 (got %d)", n.MaxEventBytes)
 	}
+	if n.MaxClockSkew < 0 {
+		v.add("nats.max_clock_skew", "must not be negative; 0 turns the check off (got %s)", n.MaxClockSkew)
+	}
 	v.positive("nats.connect_timeout", n.ConnectWait)
 	v.positive("nats.reconnect_wait", n.ReconnectWait)
 	if n.Publish.Buffer < 1 {

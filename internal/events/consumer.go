@@ -80,6 +80,10 @@ func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 		ev.Seq = md.Sequence.Stream
 		ev.Stored = md.Timestamp
 	}
+	if err := c.Decoder.CheckTime(ev); err != nil {
+		d.Err = err
+		return d
+	}
 	d.Event = ev
 	return d
 }

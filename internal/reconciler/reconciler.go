@@ -293,7 +293,9 @@ func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.
 	for _, o := range fx.Ops {
 		if o.Kind == engine.OpCreate {
 			for _, t := range o.Covers {
-				r.m.Reaction.WithLabelValues(string(o.Pool)).Observe(now.Sub(t).Seconds())
+				// Never negative: a scheduler clock ahead of ours (within
+				// nats.max_clock_skew) counts as an instant reaction.
+				r.m.Reaction.WithLabelValues(string(o.Pool)).Observe(max(now.Sub(t), 0).Seconds())
 			}
 		}
 		r.start(opCtx, o)
