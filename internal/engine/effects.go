@@ -18,6 +18,9 @@ type Effects struct {
 	// that started after the retained stream was folded.
 	Waits   []Observation
 	Expired []ExpiredJob
+	// Reruns are started events that opened a run of a job already
+	// finished (runs.go).
+	Reruns []RerunJob
 	// Touched are the pools reconciled, whose gauges and status changed.
 	Touched []*Pool
 	// Removed are the pools that a reload removed and that have no
@@ -64,6 +67,13 @@ type ExpiredJob struct {
 	Job    domain.JobID
 	Worker domain.WorkerID
 	Age    time.Duration
+}
+
+// RerunJob is a job that runs again after its finished, on Worker.
+type RerunJob struct {
+	Pool   domain.PoolName
+	Job    domain.JobID
+	Worker domain.WorkerID
 }
 
 // OpKind is a provider call the engine asks for.

@@ -105,6 +105,9 @@ func (e *Engine) ApplyJob(ev domain.JobEvent, now time.Time) (Result, string) {
 	case replay && p.folded:
 		return Replayed, ""
 	}
+	if reason := e.crossPool(p, ev); reason != "" {
+		return Ignored, reason
+	}
 	at := ev.Stored
 	if at.IsZero() {
 		at = now

@@ -34,12 +34,15 @@ func (p *Pool) applyJob(ev domain.JobEvent, at, now time.Time, fx *Effects) (Res
 			}
 		}
 	case domain.JobFinished:
-		ch = p.ledger.Finished(ev.JobID, at)
+		ch = p.ledger.Finished(ev.JobID, ev.WorkerID, at)
 	}
 	if ch.Result != Applied {
 		return ch.Result, ""
 	}
 	p.dirty = true
+	if ch.Rerun {
+		fx.Reruns = append(fx.Reruns, RerunJob{Pool: p.cfg.Name, Job: ev.JobID, Worker: ch.To})
+	}
 	if ch.From != "" {
 		p.jobLeft(ch.From, now, fx)
 	}

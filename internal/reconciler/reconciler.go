@@ -326,6 +326,11 @@ func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.
 		r.log.Warn().Str("pool", string(x.Pool)).Str("job_id", string(x.Job)).Stringer("age", x.Age).
 			Msg("job expired after max_job_age without a finished event; it no longer counts as demand")
 	}
+	for _, x := range fx.Reruns {
+		r.m.JobReruns.WithLabelValues(string(x.Pool)).Inc()
+		r.log.Warn().Str("pool", string(x.Pool)).Str("job_id", string(x.Job)).Str("worker_id", string(x.Worker)).
+			Msg("job started again after its finished (a redelivery runs it twice); its worker counts as busy")
+	}
 	for _, p := range fx.Touched {
 		if run := r.pools[p.Name()]; run != nil {
 			run.publish(p)
