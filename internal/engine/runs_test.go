@@ -24,7 +24,7 @@ func TestLedgerRuns(t *testing.T) {
 		reruns  int
 	}{
 		{name: "rerun after a crash lost the ack: the second started opens a run",
-			steps: []step{q("a", Applied), s("a", "w1", Applied), fw("a", "w1", Applied), s("a", "w2", Applied)},
+			steps:   []step{q("a", Applied), s("a", "w1", Applied), fw("a", "w1", Applied), s("a", "w2", Applied)},
 			running: 1, on: map[domain.WorkerID]int{"w2": 1}, reruns: 1},
 		{name: "the rerun's events again change nothing",
 			steps: []step{q("a", Applied), s("a", "w1", Applied), fw("a", "w1", Applied), s("a", "w2", Applied),
@@ -121,7 +121,7 @@ func TestLedgerRunsIdempotent(t *testing.T) {
 func TestCrossPoolEventsRefused(t *testing.T) {
 	mk := func(name domain.PoolName) PoolConfig {
 		return PoolConfig{Name: name, Provider: "test",
-			Settings: policy.Settings{MaxWorkers: 10, JobsPerWorker: 1, IdleTimeout: time.Hour, ProvisionTimeout: 2 * time.Minute, MaxConcurrentProvisioning: 10},
+			Settings:  policy.Settings{MaxWorkers: 10, JobsPerWorker: 1, IdleTimeout: time.Hour, ProvisionTimeout: 2 * time.Minute, MaxConcurrentProvisioning: 10},
 			StopGrace: 5 * time.Second, RetryInitial: time.Second, RetryMax: time.Minute}
 	}
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
