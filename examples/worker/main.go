@@ -11,6 +11,8 @@
 //	HODEI_WORKER_SLOTS    jobs run at once (default 1)
 //	HODEI_NATS_URL        NATS server URL (default nats://127.0.0.1:4222)
 //	HODEI_SUBJECT_PREFIX  subject prefix (default hodei)
+//	HODEI_HEARTBEAT_INTERVAL  how often the worker reports its running jobs
+//	                      on <prefix>.heartbeats.<pool> (default 5s)
 //
 // A job's duration is its data.labels.duration, a Go duration ("1.5s",
 // default 1s). On SIGTERM or SIGINT the worker stops taking jobs, lets the
@@ -56,6 +58,8 @@ type settings struct {
 	AckWait    time.Duration // consumer AckWait
 	FetchWait  time.Duration // how long one pull waits (bounds shutdown latency)
 	RetryDelay time.Duration // wait between attempts to bind the consumer
+	// HeartbeatInterval is how often the running jobs are reported.
+	HeartbeatInterval time.Duration
 }
 
 func (s settings) withDefaults() settings {
@@ -70,6 +74,9 @@ func (s settings) withDefaults() settings {
 	}
 	if s.Slots < 1 {
 		s.Slots = 1
+	}
+	if s.HeartbeatInterval <= 0 {
+		s.HeartbeatInterval = 5 * time.Second
 	}
 	return s
 }
@@ -102,6 +109,13 @@ func settingsFromEnv(getenv func(string) string) (settings, error) {
 			return s, fmt.Errorf("%s=%q is not a positive integer", domain.EnvWorkerSlots, v)
 		}
 		s.Slots = n
+	}
+	if v := getenv("HODEI_HEARTBEAT_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return s, fmt.Errorf("HODEI_HEARTBEAT_INTERVAL=%q is not a positive duration", v)
+		}
+		s.HeartbeatInterval = d
 	}
 	if s.NATSURL == "" {
 		s.NATSURL = "nats://127.0.0.1:4222"
@@ -156,8 +170,17 @@ func run(ctx context.Context, s settings, logger *log.Logger) error {
 	if err != nil {
 		return fmt.Errorf("creating jetstream context: %w", err)
 	}
-	w := &worker{s: s, js: js, log: logger}
+	w := &worker{s: s, js: js, log: logger, run: newRunning()}
+	// Heartbeats go on until the running jobs have finished, past ctx.
+	stopBeat := make(chan struct{})
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		w.heartbeat(nc, stopBeat)
+	}()
 	w.work(ctx)
+	close(stopBeat)
+	<-beatDone
 	logger.Printf("all running jobs finished")
 	return nil
 }
@@ -166,6 +189,7 @@ type worker struct {
 	s   settings
 	js  jetstream.JetStream
 	log *log.Logger
+	run *running
 }
 
 // bind creates or updates the pool's shared consumer, retrying until the
@@ -333,6 +357,8 @@ func (w *worker) handle(msg jetstream.Msg) {
 		return
 	}
 
+	w.run.add(j.ID)
+	defer w.run.remove(j.ID)
 	if err := w.publish(domain.JobStarted, j.ID, ""); err != nil {
 		w.log.Printf("job %s: publishing started: %v; handing the job back", j.ID, err)
 		_ = msg.Nak()

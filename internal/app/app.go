@@ -224,6 +224,7 @@ type parts struct {
 	// outlives ctx so that it stops only after the consumer has;
 	// abandonPublish drops what the publisher still holds.
 	stopConsumer, stopRec, abandonPublish context.CancelFunc
+	stopHeartbeats                        func()
 }
 
 // start runs the HTTP server, the publisher, the reconciler and the job
@@ -244,6 +245,7 @@ func (a *App) start(ctx context.Context) *parts {
 	go func() { p.recDone <- a.rec.Run(recCtx) }()
 
 	a.startConsumer(ctx, p)
+	a.subscribeHeartbeats(p)
 	return p
 }
 
@@ -311,6 +313,7 @@ func (a *App) shutdown(p *parts, waitRec bool) {
 	a.log.Info().Msg("shutting down: consumer first")
 	p.stopConsumer()
 	p.consumer.Wait()
+	p.stopHeartbeats()
 	p.stopRec()
 	if waitRec {
 		<-p.recDone

@@ -141,6 +141,13 @@ type Pool struct {
 	ProvisionTimeout          Duration     `yaml:"provision_timeout"`
 	MaxConcurrentProvisioning int          `yaml:"max_concurrent_provisioning"`
 	StopGracePeriod           Duration     `yaml:"stop_grace_period"`
+	// DrainTimeout is how long a stopped worker that still runs a job (by
+	// the ledger or its own heartbeat) may finish it before it is killed;
+	// stop_grace_period applies only to an idle one (docs/operations.md).
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// HeartbeatTimeout is how long a worker's heartbeat is believed
+	// (docs/events.md, worker heartbeats).
+	HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
 
 	// Wait targets (docs/policy.md): the warm buffer of idle_workers: auto
 	// keeps the p95 (p99) of queue waits within them at the least cost.
@@ -274,6 +281,8 @@ func PoolDefaults() Pool {
 		ProvisionTimeout:          Duration(5 * time.Minute),
 		MaxConcurrentProvisioning: 10,
 		StopGracePeriod:           Duration(30 * time.Second),
+		DrainTimeout:              Duration(6 * time.Hour),
+		HeartbeatTimeout:          Duration(30 * time.Second),
 		ScaleUp:                   ScaleUp{Period: Duration(time.Minute)},
 		ScaleDown:                 ScaleDown{Period: Duration(time.Minute)},
 		Docker: Docker{

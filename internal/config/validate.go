@@ -223,6 +223,10 @@ func (p *Pool) validate(v *validator, key string, r Reconcile) {
 	if p.StopGracePeriod < 0 {
 		v.add(key+".stop_grace_period", "must be 0 or more (got %s)", p.StopGracePeriod)
 	}
+	if p.DrainTimeout < p.StopGracePeriod {
+		v.add(key+".drain_timeout", "must be at least stop_grace_period %s (got %s)", p.StopGracePeriod, p.DrainTimeout)
+	}
+	v.positive(key+".heartbeat_timeout", p.HeartbeatTimeout)
 	if p.Resources.CPUMillis < 0 {
 		v.add(key+".resources.cpu_millis", "must be 0 (no limit) or more (got %d)", p.Resources.CPUMillis)
 	}

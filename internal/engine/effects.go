@@ -33,7 +33,10 @@ type Op struct {
 	Kind   OpKind
 	Pool   domain.PoolName
 	Worker domain.WorkerID
-	Grace  time.Duration // for OpStop
+	Grace  time.Duration // for OpStop: how long an idle worker gets
+	// DrainTimeout (OpStop) is how long a worker that still runs a job
+	// gets to finish it (drain.go).
+	DrainTimeout time.Duration
 	// Covers are the event times of the queued jobs this create serves,
 	// for the reaction_seconds metric.
 	Covers []time.Time

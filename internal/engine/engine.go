@@ -124,6 +124,7 @@ func (e *Engine) ApplyJob(ev domain.JobEvent, now time.Time) (Result, string) {
 // Tick expires jobs older than max_job_age. Call it periodically.
 func (e *Engine) Tick(now time.Time) {
 	for _, p := range e.order {
+		p.expireHeartbeats(now)
 		p.forgetRemoved(now)
 		if e.maxJobAge > 0 {
 			p.expire(now.Add(-e.maxJobAge), now, &e.fx)

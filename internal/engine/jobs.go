@@ -101,7 +101,7 @@ func (p *Pool) jobLeft(id domain.WorkerID, now time.Time, fx *Effects) {
 		return
 	}
 	w.jobs--
-	if w.jobs == 0 && w.state == domain.StateBusy {
+	if w.jobs == 0 && w.state == domain.StateBusy && !p.reportsBusy(w, now) {
 		p.setState(w, domain.StateIdle, now)
 		if retire, why := policy.Retire(p.cfg.Settings, w.jobsRun); retire && !p.cfg.DryRun {
 			p.drain(w, now, fx, why)

@@ -26,6 +26,10 @@ type worker struct {
 	op      OpKind    // provider call in flight
 	retryAt time.Time // when a failed stop/delete may be tried again
 	adopted bool
+	// hbAt and hbJobs are the worker's last heartbeat: when, and how many
+	// jobs it said it runs (heartbeat.go).
+	hbAt   time.Time
+	hbJobs int
 
 	list       *workerList
 	prev, next *worker

@@ -31,6 +31,9 @@ type Options struct {
 	MaxConcurrentOps int
 	ShutdownTimeout  time.Duration
 	StopWorkers      bool // stop idle workers on shutdown
+	// DrainPoll is how often a drain asks whether its worker is still
+	// busy (1s when 0).
+	DrainPoll time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -68,12 +71,16 @@ type Reconciler struct {
 
 	sem     chan struct{}
 	pending int // ops in flight, owned by the loop
+	// drains are the stops in flight (drain.go), owned by the loop.
+	drains     map[domain.WorkerID]*drain
+	heartbeats chan heartbeat
 }
 
 type opResult struct {
-	op     engine.Op
-	worker domain.Worker
-	err    error
+	op         engine.Op
+	worker     domain.Worker
+	err        error
+	killedBusy bool // a stop killed a worker still busy
 }
 
 // observation is a provider listing, a pushed change or a health change.
@@ -105,6 +112,8 @@ func New(eng *engine.Engine, provs map[domain.PoolName]providers.Provider, pub P
 		done:       make(chan struct{}),
 		pools:      map[domain.PoolName]*poolRun{},
 		sem:        make(chan struct{}, max(opt.MaxConcurrentOps, 1)),
+		drains:     map[domain.WorkerID]*drain{},
+		heartbeats: make(chan heartbeat, 1024),
 	}
 	for _, p := range eng.Pools() {
 		r.addRun(p, provs[p.Name()])
@@ -197,6 +206,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.finish(res)
 		case o := <-r.observed:
 			r.observe(o)
+		case hb := <-r.heartbeats:
+			r.heartbeat(hb)
 		case u := <-r.updates:
 			u.done <- r.applyUpdate(u.specs)
 		case <-tick.C:
@@ -270,6 +281,9 @@ func (r *Reconciler) observe(o observation) {
 
 func (r *Reconciler) finish(res opResult) {
 	r.pending--
+	if res.op.Kind == engine.OpStop {
+		r.drainEnded(res)
+	}
 	r.eng.OpDone(res.op.Pool, res.op.Kind, res.op.Worker, res.worker, res.err, r.now())
 	if res.err != nil {
 		r.log.Warn().Err(res.err).Str("pool", string(res.op.Pool)).Str("op", res.op.Kind.String()).
@@ -287,6 +301,7 @@ func (r *Reconciler) reconcile(opCtx context.Context) {
 		r.m.ReconcileDuration.Observe(time.Since(start).Seconds())
 	}
 	r.effects(opCtx, fx, now)
+	r.refreshDrains(now)
 }
 
 func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.Time) {
@@ -347,18 +362,27 @@ func (r *Reconciler) start(ctx context.Context, o engine.Op) {
 	prov, b := run.prov, run.breaker
 	prov.acquire()
 	r.pending++
+	var d *drain
+	if o.Kind == engine.OpStop {
+		d = r.beginDrain(o)
+	}
 	go func() {
 		defer prov.release()
-		select {
-		case r.sem <- struct{}{}:
-		case <-ctx.Done():
-			r.report(opResult{op: o, err: ctx.Err()})
-			return
+		// A stop may wait for a busy worker for drain_timeout: it holds
+		// no slot of max_concurrent_ops, or long drains would starve
+		// creates.
+		if o.Kind != engine.OpStop {
+			select {
+			case r.sem <- struct{}{}:
+			case <-ctx.Done():
+				r.report(opResult{op: o, err: ctx.Err()})
+				return
+			}
+			defer func() { <-r.sem }()
 		}
-		defer func() { <-r.sem }()
 		timeout := r.opt.ProviderTimeout
 		if o.Kind == engine.OpStop {
-			timeout += o.Grace
+			timeout += max(o.Grace, o.DrainTimeout)
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -368,7 +392,7 @@ func (r *Reconciler) start(ctx context.Context, o engine.Op) {
 		case engine.OpCreate:
 			res.worker, res.err = prov.Create(cctx, providers.WorkerSpec{ID: o.Worker, Pool: o.Pool})
 		case engine.OpStop:
-			res.err = prov.Stop(cctx, o.Worker, o.Grace)
+			res.killedBusy, res.err = stopWorker(cctx, prov.Provider, o, d, r.opt.DrainPoll)
 		case engine.OpDelete:
 			res.err = prov.Delete(cctx, o.Worker)
 		}
