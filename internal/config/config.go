@@ -71,6 +71,10 @@ type Embedded struct {
 	Host     string `yaml:"host"`
 	Port     int    `yaml:"port"`
 	StoreDir string `yaml:"store_dir"`
+	// SyncInterval lets the server write the store in the background (a
+	// kill -9 may then lose the last writes); by default every write is
+	// synced before it is acknowledged.
+	SyncInterval bool `yaml:"sync_interval"`
 }
 
 // Streams configures stream creation and retention.

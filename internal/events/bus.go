@@ -74,6 +74,9 @@ func StartEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, err
 	if err := os.MkdirAll(cfg.StoreDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating nats store dir: %w", err)
 	}
+	if err := checkWritable(cfg.StoreDir); err != nil {
+		return nil, err
+	}
 	srv, err := server.NewServer(&server.Options{
 		ServerName: "hodei-autoscaler-embedded",
 		Host:       cfg.Host,
@@ -81,6 +84,10 @@ func StartEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, err
 		JetStream:  true,
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
+		// Every write reaches the disk before it is acknowledged: a kill
+		// -9 of the daemon then loses no acknowledged ack, delivery or
+		// claim (docs/operations.md, what embedded mode guarantees).
+		SyncAlways: !cfg.SyncInterval,
 		// The store dir and the port belong to this daemon; a second
 		// daemon on the same dir would fail here, which is what we want.
 	})
