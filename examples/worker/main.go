@@ -190,6 +190,7 @@ type worker struct {
 	js  jetstream.JetStream
 	log *log.Logger
 	run *running
+	kv  jetstream.KeyValue // the claims bucket, opened at the first claim
 }
 
 // bind creates or updates the pool's shared consumer, retrying until the
@@ -357,6 +358,29 @@ func (w *worker) handle(msg jetstream.Msg) {
 		return
 	}
 
+	// Claim before anything: a redelivery (an ack lost in a crash of the
+	// bus, AckWait passed) of a job claimed before is acknowledged and not
+	// run again.
+	rev, err := w.claim(j.ID)
+	if err != nil {
+		if errors.Is(err, errBusyElsewhere) {
+			w.log.Printf("job %s: %v; handing it back for later", j.ID, err)
+			_ = msg.NakWithDelay(w.s.AckWait)
+			return
+		}
+		if errors.Is(err, errClaimed) {
+			w.log.Printf("job %s: %v; not run again", j.ID, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := msg.DoubleAck(ctx); err != nil {
+				w.log.Printf("job %s: acknowledging the redelivery: %v", j.ID, err)
+			}
+			return
+		}
+		w.log.Printf("job %s: %v; handing the job back", j.ID, err)
+		_ = msg.NakWithDelay(w.s.RetryDelay)
+		return
+	}
 	w.run.add(j.ID)
 	defer w.run.remove(j.ID)
 	if err := w.publish(domain.JobStarted, j.ID, ""); err != nil {
@@ -379,6 +403,7 @@ func (w *worker) handle(msg jetstream.Msg) {
 			if err := msg.InProgress(); err != nil {
 				w.log.Printf("job %s: extending ack deadline: %v", j.ID, err)
 			}
+			rev = w.refresh(j.ID, rev)
 		}
 	}
 	w.finish(msg, j, domain.OutcomeSucceeded)
@@ -390,6 +415,10 @@ func (w *worker) finish(msg jetstream.Msg, j job, outcome domain.Outcome) {
 		w.log.Printf("job %s: publishing finished: %v; handing the job back", j.ID, err)
 		_ = msg.Nak()
 		return
+	}
+	if w.kv != nil {
+		// Done before the ack: a redelivery after a lost ack finds it.
+		w.done(j.ID)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -430,3 +430,40 @@ func TestParseJob(t *testing.T) {
 		})
 	}
 }
+
+// TestClaimKeepsRedeliveryFromRunningTwice: a job whose claim says it ran
+// ("done", as after an ack lost in a crash of the bus) is acknowledged
+// and not run again when it is delivered; a new job is claimed, run, and
+// its claim marked done.
+func TestClaimKeepsRedeliveryFromRunningTwice(t *testing.T) {
+	url := startNATS(t)
+	b := newBus(t, url)
+	b.createStream()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: ClaimsBucket, History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, claimKey(testPool, "ran-before"), []byte("done:"+newUUID())); err != nil {
+		t.Fatal(err)
+	}
+	workerID, stop := startWorker(t, url, 1)
+	b.queue("ran-before", map[string]string{"duration": "10ms"})
+	b.queue("fresh", map[string]string{"duration": "10ms"})
+	for range 2 {
+		o := b.next(10 * time.Second)
+		if o.data.JobID != "fresh" {
+			t.Fatalf("%s event for %q: a job whose claim is done ran again", o.kind, o.data.JobID)
+		}
+		checkEvent(t, o, o.kind, "fresh", workerID, map[string]domain.Outcome{"started": "", "finished": domain.OutcomeSucceeded}[o.kind])
+	}
+	b.consumerSettled() // ran-before was acknowledged, not left pending
+	e, err := kv.Get(ctx, claimKey(testPool, "fresh"))
+	if err != nil || string(e.Value()) != "done:"+workerID {
+		t.Fatalf("claim of fresh: %v %v, want done:%s", e, err, workerID)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
