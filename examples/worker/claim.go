@@ -61,25 +61,22 @@ var errBusyElsewhere = errors.New("job runs on another worker")
 
 // claim takes job jobID for this worker and returns the claim's revision.
 func (w *worker) claim(jobID string) (uint64, error) {
-	if w.kv == nil {
-		kv, err := w.claims(context.Background())
-		if err != nil {
-			return 0, err
-		}
-		w.kv = kv
+	kv, err := w.claimsBucket()
+	if err != nil {
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	key := claimKey(w.s.Pool, jobID)
 	mine := []byte("run:" + w.s.WorkerID)
-	rev, err := w.kv.Create(ctx, key, mine)
+	rev, err := kv.Create(ctx, key, mine)
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		if err != nil {
 			return 0, fmt.Errorf("claiming job %s: %w", jobID, err)
 		}
 		return rev, nil
 	}
-	e, err := w.kv.Get(ctx, key)
+	e, err := kv.Get(ctx, key)
 	if err != nil {
 		return 0, fmt.Errorf("reading the claim of job %s: %w", jobID, err)
 	}
@@ -90,7 +87,7 @@ func (w *worker) claim(jobID string) (uint64, error) {
 	case time.Since(e.Created()) < w.staleAfter():
 		return 0, fmt.Errorf("%w: %s", errBusyElsewhere, strings.TrimPrefix(v, "run:"))
 	}
-	rev, err = w.kv.Update(ctx, key, mine, e.Revision())
+	rev, err = kv.Update(ctx, key, mine, e.Revision())
 	if err != nil {
 		return 0, fmt.Errorf("%w: taking over the stale claim lost the race: %v", errBusyElsewhere, err)
 	}
@@ -98,11 +95,29 @@ func (w *worker) claim(jobID string) (uint64, error) {
 	return rev, nil
 }
 
+// claimsBucket opens the bucket at the first claim (slots claim at once).
+func (w *worker) claimsBucket() (jetstream.KeyValue, error) {
+	w.kvMu.Lock()
+	defer w.kvMu.Unlock()
+	if w.kv == nil {
+		kv, err := w.claims(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		w.kv = kv
+	}
+	return w.kv, nil
+}
+
 // refresh renews a running claim; it returns the new revision.
 func (w *worker) refresh(jobID string, rev uint64) uint64 {
+	kv, err := w.claimsBucket()
+	if err != nil {
+		return rev
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n, err := w.kv.Update(ctx, claimKey(w.s.Pool, jobID), []byte("run:"+w.s.WorkerID), rev)
+	n, err := kv.Update(ctx, claimKey(w.s.Pool, jobID), []byte("run:"+w.s.WorkerID), rev)
 	if err != nil {
 		w.log.Printf("job %s: refreshing the claim: %v", jobID, err)
 		return rev
@@ -112,9 +127,14 @@ func (w *worker) refresh(jobID string, rev uint64) uint64 {
 
 // done marks the claim of a job that has run.
 func (w *worker) done(jobID string) {
+	kv, err := w.claimsBucket()
+	if err != nil {
+		w.log.Printf("job %s: marking the claim done: %v", jobID, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := w.kv.Put(ctx, claimKey(w.s.Pool, jobID), []byte("done:"+w.s.WorkerID)); err != nil {
+	if _, err := kv.Put(ctx, claimKey(w.s.Pool, jobID), []byte("done:"+w.s.WorkerID)); err != nil {
 		w.log.Printf("job %s: marking the claim done: %v", jobID, err)
 	}
 }

@@ -190,7 +190,9 @@ type worker struct {
 	js  jetstream.JetStream
 	log *log.Logger
 	run *running
-	kv  jetstream.KeyValue // the claims bucket, opened at the first claim
+	// kv is the claims bucket, opened at the first claim (claim.go).
+	kvMu sync.Mutex
+	kv   jetstream.KeyValue
 }
 
 // bind creates or updates the pool's shared consumer, retrying until the
@@ -293,6 +295,7 @@ type job struct {
 	ID       string
 	Duration time.Duration
 	BadInput string // set when the job is known but cannot be run
+	claimed  bool   // this worker holds its claim
 }
 
 // parseJob decodes a job.queued event. An error means the message is not a
@@ -381,6 +384,7 @@ func (w *worker) handle(msg jetstream.Msg) {
 		_ = msg.NakWithDelay(w.s.RetryDelay)
 		return
 	}
+	j.claimed = true
 	w.run.add(j.ID)
 	defer w.run.remove(j.ID)
 	if err := w.publish(domain.JobStarted, j.ID, ""); err != nil {
@@ -416,7 +420,7 @@ func (w *worker) finish(msg jetstream.Msg, j job, outcome domain.Outcome) {
 		_ = msg.Nak()
 		return
 	}
-	if w.kv != nil {
+	if j.claimed {
 		// Done before the ack: a redelivery after a lost ack finds it.
 		w.done(j.ID)
 	}
