@@ -19,7 +19,7 @@ import (
 // the same store. Every job runs exactly once (one started per job, its
 // finished from the worker that started it), no busy worker is killed,
 // and nothing is left. Scaled down from the ten-second jobs and
-// five repetitions to 4 s jobs and one round, to keep make test short.
+// five repetitions to 8 s jobs and one round, to keep make test short.
 func TestKill9LoopRunsEveryJobOnce(t *testing.T) {
 	cli := dockertest.Client(t)
 	daemonBinary(t)
@@ -28,7 +28,7 @@ func TestKill9LoopRunsEveryJobOnce(t *testing.T) {
 	const (
 		pool   = "kill9"
 		jobs   = 30
-		jobLen = 4 * time.Second
+		jobLen = 8 * time.Second
 		kills  = 5
 	)
 	cfg := baseConfig(t, owner)
