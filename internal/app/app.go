@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,11 @@ type App struct {
 	pub   *events.Publisher
 	ln    net.Listener
 	srv   *http.Server
+	// httpErr gets the HTTP server's error; started is set once New has
+	// wired everything (until then /readyz says why not: startup.go).
+	httpErr  chan error
+	started  atomic.Bool
+	retryErr atomic.Pointer[string]
 	// pools are the pools the reconciler holds (removed ones included
 	// until they are gone), as configured, with their provider's name.
 	pools map[domain.PoolName]runningPool
@@ -114,10 +120,16 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		a.pools[pc.PoolName()] = runningPool{cfg: pc, provider: p.Name()}
 	}
 
-	a.bus, err = events.Connect(ctx, cfg.NATS, a.log.With().Str("component", "bus").Logger())
+	// HTTP first: /healthz answers and /readyz says why not ready while
+	// the bus is retried (startup.go).
+	if err := a.serveEarly(cfg); err != nil {
+		return nil, err
+	}
+	bus, err := events.Connect(ctx, cfg.NATS, a.log.With().Str("component", "bus").Logger(), events.OnRetry(a.busRetry))
 	if err != nil {
 		return nil, err
 	}
+	a.bus = bus
 	a.pub = events.NewPublisher(a.bus.JS, a.bus.Subjects, cfg.NATS.Source, cfg.NATS.Publish.Buffer,
 		a.log.With().Str("component", "publisher").Logger(),
 		func(typ, result string) { a.m.Published.WithLabelValues(typ, result).Inc() })
@@ -140,33 +152,34 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		Now:              opt.Now,
 	})
 	a.provs = nil // the reconciler's now
-
-	a.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listening on http.listen %s: %w", cfg.HTTP.Listen, err)
-	}
-	a.srv = &http.Server{
-		Handler:           httpapi.Handler(a.reg, a.checks(), func() any { return a.rec.Status() }),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
+	a.started.Store(true)
 	return a, nil
 }
 
 func (a *App) checks() []httpapi.Check {
 	return []httpapi.Check{
 		{Name: "bus", Fn: func() error {
+			if !a.started.Load() {
+				return a.startingReason()
+			}
 			if !a.bus.Connected() {
 				return errors.New("not connected to nats")
 			}
 			return nil
 		}},
 		{Name: "stream", Fn: func() error {
+			if !a.started.Load() {
+				return errors.New("waiting for the bus")
+			}
 			if !a.rec.CaughtUp() {
 				return errors.New("still folding the retained job stream")
 			}
 			return nil
 		}},
 		{Name: "providers", Fn: func() error {
+			if !a.started.Load() {
+				return nil
+			}
 			var errs []error
 			for _, d := range a.rec.ProviderHealth() {
 				errs = append(errs, fmt.Errorf("pool %s (%s): %s", d.Pool, d.Provider, d.Reason))
@@ -232,8 +245,8 @@ type parts struct {
 func (a *App) start(ctx context.Context) *parts {
 	p := &parts{httpErr: make(chan error, 1), recDone: make(chan error, 1)}
 	metrics.SetBool(a.m.BusConnected, a.bus.Connected())
-	go func() {
-		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
+	go func() { // serveEarly's error, if the listener fails
+		if err := <-a.httpErr; err != nil {
 			p.httpErr <- err
 		}
 	}()
