@@ -36,10 +36,13 @@ func (w *worker) claims(ctx context.Context) (jetstream.KeyValue, error) {
 	defer cancel()
 	kv, err := w.js.KeyValue(cctx, ClaimsBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = w.js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
+		kv, err = w.js.CreateKeyValue(cctx, jetstream.KeyValueConfig{
 			Bucket: ClaimsBucket, Description: "hodei jobs claimed by a worker before they run",
 			TTL: claimTTL, History: 1, Storage: jetstream.FileStorage,
 		})
+		if errors.Is(err, jetstream.ErrBucketExists) { // another worker won
+			kv, err = w.js.KeyValue(cctx, ClaimsBucket)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening claims bucket %s: %w", ClaimsBucket, err)
