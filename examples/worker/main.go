@@ -11,6 +11,8 @@
 //	HODEI_WORKER_SLOTS    jobs run at once (default 1)
 //	HODEI_NATS_URL        NATS server URL (default nats://127.0.0.1:4222)
 //	HODEI_SUBJECT_PREFIX  subject prefix (default hodei)
+//	HODEI_HEARTBEAT_INTERVAL  how often the worker reports its running jobs
+//	                      on <prefix>.heartbeats.<pool> (default 5s)
 //
 // A job's duration is its data.labels.duration, a Go duration ("1.5s",
 // default 1s). On SIGTERM or SIGINT the worker stops taking jobs, lets the
@@ -56,6 +58,8 @@ type settings struct {
 	AckWait    time.Duration // consumer AckWait
 	FetchWait  time.Duration // how long one pull waits (bounds shutdown latency)
 	RetryDelay time.Duration // wait between attempts to bind the consumer
+	// HeartbeatInterval is how often the running jobs are reported.
+	HeartbeatInterval time.Duration
 }
 
 func (s settings) withDefaults() settings {
@@ -70,6 +74,9 @@ func (s settings) withDefaults() settings {
 	}
 	if s.Slots < 1 {
 		s.Slots = 1
+	}
+	if s.HeartbeatInterval <= 0 {
+		s.HeartbeatInterval = 5 * time.Second
 	}
 	return s
 }
@@ -102,6 +109,13 @@ func settingsFromEnv(getenv func(string) string) (settings, error) {
 			return s, fmt.Errorf("%s=%q is not a positive integer", domain.EnvWorkerSlots, v)
 		}
 		s.Slots = n
+	}
+	if v := getenv("HODEI_HEARTBEAT_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return s, fmt.Errorf("HODEI_HEARTBEAT_INTERVAL=%q is not a positive duration", v)
+		}
+		s.HeartbeatInterval = d
 	}
 	if s.NATSURL == "" {
 		s.NATSURL = "nats://127.0.0.1:4222"
@@ -156,8 +170,17 @@ func run(ctx context.Context, s settings, logger *log.Logger) error {
 	if err != nil {
 		return fmt.Errorf("creating jetstream context: %w", err)
 	}
-	w := &worker{s: s, js: js, log: logger}
+	w := &worker{s: s, js: js, log: logger, run: newRunning()}
+	// Heartbeats go on until the running jobs have finished, past ctx.
+	stopBeat := make(chan struct{})
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		w.heartbeat(nc, stopBeat)
+	}()
 	w.work(ctx)
+	close(stopBeat)
+	<-beatDone
 	logger.Printf("all running jobs finished")
 	return nil
 }
@@ -166,6 +189,10 @@ type worker struct {
 	s   settings
 	js  jetstream.JetStream
 	log *log.Logger
+	run *running
+	// kv is the claims bucket, opened at the first claim (claim.go).
+	kvMu sync.Mutex
+	kv   jetstream.KeyValue
 }
 
 // bind creates or updates the pool's shared consumer, retrying until the
@@ -268,6 +295,7 @@ type job struct {
 	ID       string
 	Duration time.Duration
 	BadInput string // set when the job is known but cannot be run
+	claimed  bool   // this worker holds its claim
 }
 
 // parseJob decodes a job.queued event. An error means the message is not a
@@ -277,6 +305,13 @@ func parseJob(data []byte, pool string) (job, error) {
 	var ev domain.CloudEvent
 	if err := json.Unmarshal(data, &ev); err != nil {
 		return job{}, fmt.Errorf("not a JSON CloudEvent: %w", err)
+	}
+	// The daemon's input rules, checked the same way: raw bytes before
+	// encoding/json rewrites invalid UTF-8 to U+FFFD, then the job id.
+	// A job the daemon refuses to count must not run, or its worker
+	// would look idle while it runs it.
+	if err := domain.CheckJSONText(data); err != nil {
+		return job{}, fmt.Errorf("refused as the autoscaler refuses it: %w", err)
 	}
 	if ev.Type != "" && ev.Type != domain.TypeJobQueued {
 		return job{}, fmt.Errorf("type %q is not %s", ev.Type, domain.TypeJobQueued)
@@ -288,8 +323,8 @@ func parseJob(data []byte, pool string) (job, error) {
 	if err := json.Unmarshal(ev.Data, &d); err != nil {
 		return job{}, fmt.Errorf("data is not a job: %w", err)
 	}
-	if d.JobID == "" {
-		return job{}, errors.New("data has no job_id")
+	if err := domain.ValidateJobID(d.JobID); err != nil {
+		return job{}, fmt.Errorf("refused as the autoscaler refuses it: %w", err)
 	}
 	if d.Pool != "" && d.Pool != pool {
 		return job{}, fmt.Errorf("job %s names pool %q but was queued for pool %q", d.JobID, d.Pool, pool)
@@ -326,6 +361,32 @@ func (w *worker) handle(msg jetstream.Msg) {
 		return
 	}
 
+	// Claim before anything: a redelivery (an ack lost in a crash of the
+	// bus, AckWait passed) of a job claimed before is acknowledged and not
+	// run again.
+	rev, err := w.claim(j.ID)
+	if err != nil {
+		if errors.Is(err, errBusyElsewhere) {
+			w.log.Printf("job %s: %v; handing it back for later", j.ID, err)
+			_ = msg.NakWithDelay(w.s.AckWait)
+			return
+		}
+		if errors.Is(err, errClaimed) {
+			w.log.Printf("job %s: %v; not run again", j.ID, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := msg.DoubleAck(ctx); err != nil {
+				w.log.Printf("job %s: acknowledging the redelivery: %v", j.ID, err)
+			}
+			return
+		}
+		w.log.Printf("job %s: %v; handing the job back", j.ID, err)
+		_ = msg.NakWithDelay(w.s.RetryDelay)
+		return
+	}
+	j.claimed = true
+	w.run.add(j.ID)
+	defer w.run.remove(j.ID)
 	if err := w.publish(domain.JobStarted, j.ID, ""); err != nil {
 		w.log.Printf("job %s: publishing started: %v; handing the job back", j.ID, err)
 		_ = msg.Nak()
@@ -346,6 +407,7 @@ func (w *worker) handle(msg jetstream.Msg) {
 			if err := msg.InProgress(); err != nil {
 				w.log.Printf("job %s: extending ack deadline: %v", j.ID, err)
 			}
+			rev = w.refresh(j.ID, rev)
 		}
 	}
 	w.finish(msg, j, domain.OutcomeSucceeded)
@@ -357,6 +419,10 @@ func (w *worker) finish(msg jetstream.Msg, j job, outcome domain.Outcome) {
 		w.log.Printf("job %s: publishing finished: %v; handing the job back", j.ID, err)
 		_ = msg.Nak()
 		return
+	}
+	if j.claimed {
+		// Done before the ack: a redelivery after a lost ack finds it.
+		w.done(j.ID)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -406,6 +406,14 @@ func TestParseJob(t *testing.T) {
 		{name: "other pool", in: ce(`{"job_id":"j1","pool":"p2"}`), wantErr: `names pool "p2"`},
 		{name: "wrong type", in: []byte(`{"type":"hodei.job.started","data":{"job_id":"j"}}`), wantErr: "is not hodei.job.queued"},
 		{name: "no data", in: []byte(`{"type":"hodei.job.queued"}`), wantErr: "no data"},
+		// The daemon's rules (domain.ValidateJobID, domain.CheckJSONText):
+		// a job it refuses is refused here, never run.
+		{name: "job id over 256 bytes", in: ce(`{"job_id":"` + strings.Repeat("j", 257) + `"}`), wantErr: "missing_job_id"},
+		{name: "invalid UTF-8 0xff", in: ce("{\"job_id\":\"bad-\xff\"}"), wantErr: "invalid_utf8"},
+		{name: "invalid UTF-8 0xfe", in: ce("{\"job_id\":\"bad-\xfe\"}"), wantErr: "invalid_utf8"},
+		{name: "lone surrogate", in: ce(`{"job_id":"bad-\udcff"}`), wantErr: "invalid_utf8"},
+		{name: "control character", in: ce(`{"job_id":"bad-\u0001"}`), wantErr: "bad_job_id"},
+		{name: "256 bytes runs", in: ce(`{"job_id":"` + strings.Repeat("j", 256) + `"}`), want: job{ID: strings.Repeat("j", 256), Duration: time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -420,5 +428,42 @@ func TestParseJob(t *testing.T) {
 				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestClaimKeepsRedeliveryFromRunningTwice: a job whose claim says it ran
+// ("done", as after an ack lost in a crash of the bus) is acknowledged
+// and not run again when it is delivered; a new job is claimed, run, and
+// its claim marked done.
+func TestClaimKeepsRedeliveryFromRunningTwice(t *testing.T) {
+	url := startNATS(t)
+	b := newBus(t, url)
+	b.createStream()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: ClaimsBucket, History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, claimKey(testPool, "ran-before"), []byte("done:"+newUUID())); err != nil {
+		t.Fatal(err)
+	}
+	workerID, stop := startWorker(t, url, 1)
+	b.queue("ran-before", map[string]string{"duration": "10ms"})
+	b.queue("fresh", map[string]string{"duration": "10ms"})
+	for range 2 {
+		o := b.next(10 * time.Second)
+		if o.data.JobID != "fresh" {
+			t.Fatalf("%s event for %q: a job whose claim is done ran again", o.kind, o.data.JobID)
+		}
+		checkEvent(t, o, o.kind, "fresh", workerID, map[string]domain.Outcome{"started": "", "finished": domain.OutcomeSucceeded}[o.kind])
+	}
+	b.consumerSettled() // ran-before was acknowledged, not left pending
+	e, err := kv.Get(ctx, claimKey(testPool, "fresh"))
+	if err != nil || string(e.Value()) != "done:"+workerID {
+		t.Fatalf("claim of fresh: %v %v, want done:%s", e, err, workerID)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +71,11 @@ type App struct {
 	in    *inputs.Set
 	ln    net.Listener
 	srv   *http.Server
+	// httpErr gets the HTTP server's error; started is set once New has
+	// wired everything (until then /readyz says why not: startup.go).
+	httpErr  chan error
+	started  atomic.Bool
+	retryErr atomic.Pointer[string]
 	// pools are the pools the reconciler holds (removed ones included
 	// until they are gone), as configured, with their provider's name.
 	pools map[domain.PoolName]runningPool
@@ -122,10 +128,16 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		a.pools[pc.PoolName()] = runningPool{cfg: pc, provider: p.Name()}
 	}
 
-	a.bus, err = events.Connect(ctx, cfg.NATS, a.log.With().Str("component", "bus").Logger())
+	// HTTP first: /healthz answers and /readyz says why not ready while
+	// the bus is retried (startup.go).
+	if err := a.serveEarly(cfg); err != nil {
+		return nil, err
+	}
+	bus, err := events.Connect(ctx, cfg.NATS, a.log.With().Str("component", "bus").Logger(), events.OnRetry(a.busRetry))
 	if err != nil {
 		return nil, err
 	}
+	a.bus = bus
 	if err := inputs.EnsureStreams(ctx, a.bus.JS, cfg, a.log.With().Str("component", "inputs").Logger()); err != nil {
 		return nil, err
 	}
@@ -159,33 +171,34 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		GateChanged:      a.leaseChanged,
 	})
 	a.provs = nil // the reconciler's now
-
-	a.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listening on http.listen %s: %w", cfg.HTTP.Listen, err)
-	}
-	a.srv = &http.Server{
-		Handler:           httpapi.Handler(a.reg, a.checks(), func() any { return a.poolStatus() }),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
+	a.started.Store(true)
 	return a, nil
 }
 
 func (a *App) checks() []httpapi.Check {
 	return []httpapi.Check{
 		{Name: "bus", Fn: func() error {
+			if !a.started.Load() {
+				return a.startingReason()
+			}
 			if !a.bus.Connected() {
 				return errors.New("not connected to nats")
 			}
 			return nil
 		}},
 		{Name: "stream", Fn: func() error {
+			if !a.started.Load() {
+				return errors.New("waiting for the bus")
+			}
 			if !a.rec.CaughtUp() {
 				return errors.New("still folding the retained job stream")
 			}
 			return nil
 		}},
 		{Name: "providers", Fn: func() error {
+			if !a.started.Load() {
+				return nil
+			}
 			var errs []error
 			for _, d := range a.rec.ProviderHealth() {
 				errs = append(errs, fmt.Errorf("pool %s (%s): %s", d.Pool, d.Provider, d.Reason))
@@ -245,7 +258,8 @@ type parts struct {
 	stopConsumer, stopRec, abandonPublish context.CancelFunc
 	// stopLease ends the lease session, after the reconciler: its pools
 	// are released for the other replicas only once nothing acts on them.
-	stopLease context.CancelFunc
+	stopLease      context.CancelFunc
+	stopHeartbeats func()
 }
 
 // start runs the HTTP server, the publisher, the reconciler and the job
@@ -253,8 +267,8 @@ type parts struct {
 func (a *App) start(ctx context.Context) *parts {
 	p := &parts{httpErr: make(chan error, 1), recDone: make(chan error, 1), leaseDone: make(chan error, 1)}
 	metrics.SetBool(a.m.BusConnected, a.bus.Connected())
-	go func() {
-		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
+	go func() { // serveEarly's error, if the listener fails
+		if err := <-a.httpErr; err != nil {
 			p.httpErr <- err
 		}
 	}()
@@ -269,6 +283,7 @@ func (a *App) start(ctx context.Context) *parts {
 	go a.runLease(leaseCtx, p.leaseDone)
 
 	a.startConsumer(ctx, p)
+	a.subscribeHeartbeats(p)
 	return p
 }
 
@@ -334,6 +349,7 @@ func (a *App) shutdown(p *parts, waitRec bool) {
 	a.log.Info().Msg("shutting down: consumer first")
 	p.stopConsumer()
 	p.consumer.Wait()
+	p.stopHeartbeats()
 	p.stopRec()
 	if waitRec {
 		<-p.recDone

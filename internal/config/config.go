@@ -53,13 +53,15 @@ type HTTP struct {
 type NATS struct {
 	// URL is "embedded" for the in-process server, or a nats:// / tls://
 	// URL list: comma separated, or a YAML list (the servers of a cluster).
-	URL           string        `yaml:"url"`
-	Embedded      Embedded      `yaml:"embedded"`
-	SubjectPrefix string        `yaml:"subject_prefix"`
-	Streams       Streams       `yaml:"streams"`
-	Auth          Auth          `yaml:"auth"`
-	TLS           TLS           `yaml:"tls"`
-	MaxEventBytes int           `yaml:"max_event_bytes"`
+	URL           string   `yaml:"url"`
+	Embedded      Embedded `yaml:"embedded"`
+	SubjectPrefix string   `yaml:"subject_prefix"`
+	Streams       Streams  `yaml:"streams"`
+	Auth          Auth     `yaml:"auth"`
+	TLS           TLS      `yaml:"tls"`
+	MaxEventBytes int      `yaml:"max_event_bytes"`
+	// stream stored it; further is refused (reason future_time). 0: off.
+	MaxClockSkew  Duration      `yaml:"max_clock_skew"`
 	ConnectWait   Duration      `yaml:"connect_timeout"`
 	ReconnectWait Duration      `yaml:"reconnect_wait"`
 	Source        string        `yaml:"source"` // CloudEvents source of what we publish
@@ -77,6 +79,10 @@ type Embedded struct {
 	Host     string `yaml:"host"`
 	Port     int    `yaml:"port"`
 	StoreDir string `yaml:"store_dir"`
+	// SyncInterval lets the server write the store in the background (a
+	// kill -9 may then lose the last writes); by default every write is
+	// synced before it is acknowledged.
+	SyncInterval bool `yaml:"sync_interval"`
 }
 
 // Streams configures stream creation and retention.
@@ -147,6 +153,13 @@ type Pool struct {
 	ProvisionTimeout          Duration     `yaml:"provision_timeout"`
 	MaxConcurrentProvisioning int          `yaml:"max_concurrent_provisioning"`
 	StopGracePeriod           Duration     `yaml:"stop_grace_period"`
+	// DrainTimeout is how long a stopped worker that still runs a job (by
+	// the ledger or its own heartbeat) may finish it before it is killed;
+	// stop_grace_period applies only to an idle one (docs/operations.md).
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// HeartbeatTimeout is how long a worker's heartbeat is believed
+	// (docs/events.md, worker heartbeats).
+	HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
 
 	// Wait targets (docs/policy.md): the warm buffer of idle_workers: auto
 	// keeps the p95 (p99) of queue waits within them at the least cost.
@@ -257,6 +270,7 @@ func Defaults() Config {
 				DuplicateWindow: Duration(2 * time.Minute),
 			},
 			MaxEventBytes: 64 << 10,
+			MaxClockSkew:  Duration(5 * time.Minute),
 			ConnectWait:   Duration(5 * time.Second),
 			ReconnectWait: Duration(2 * time.Second),
 			Source:        "hodei-autoscaler",
@@ -294,6 +308,8 @@ func PoolDefaults() Pool {
 		MaxConcurrentProvisioning: 10,
 		StopGracePeriod:           Duration(30 * time.Second),
 		Weight:                    1,
+		DrainTimeout:              Duration(6 * time.Hour),
+		HeartbeatTimeout:          Duration(30 * time.Second),
 		ScaleUp:                   ScaleUp{Period: Duration(time.Minute)},
 		ScaleDown:                 ScaleDown{Period: Duration(time.Minute)},
 		Docker: Docker{

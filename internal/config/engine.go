@@ -47,6 +47,8 @@ func (c Config) EnginePool(p Pool) (engine.PoolConfig, error) {
 		},
 		DryRun:       p.IsDryRun(c.DryRun),
 		StopGrace:    p.StopGracePeriod.D(),
+		DrainTimeout: p.DrainTimeout.D(),
+		Heartbeat:    p.HeartbeatTimeout.D(),
 		RetryInitial: c.Reconcile.RetryInitial.D(),
 		RetryMax:     c.Reconcile.RetryMax.D(),
 		RetryJitter:  c.Reconcile.RetryJitter,

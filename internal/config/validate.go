@@ -135,6 +135,9 @@ func (n *NATS) validate(v *validator) {
 	if n.MaxEventBytes < 256 || n.MaxEventBytes > 8<<20 {
 		v.add("nats.max_event_bytes", "must be between 256 and 8388608 (got %d)", n.MaxEventBytes)
 	}
+	if n.MaxClockSkew < 0 {
+		v.add("nats.max_clock_skew", "must not be negative; 0 turns the check off (got %s)", n.MaxClockSkew)
+	}
 	v.positive("nats.connect_timeout", n.ConnectWait)
 	v.positive("nats.reconnect_wait", n.ReconnectWait)
 	if n.Publish.Buffer < 1 {
@@ -225,6 +228,10 @@ func (p *Pool) validate(v *validator, key string, r Reconcile) {
 	if p.StopGracePeriod < 0 {
 		v.add(key+".stop_grace_period", "must be 0 or more (got %s)", p.StopGracePeriod)
 	}
+	if p.DrainTimeout < p.StopGracePeriod {
+		v.add(key+".drain_timeout", "must be at least stop_grace_period %s (got %s)", p.StopGracePeriod, p.DrainTimeout)
+	}
+	v.positive(key+".heartbeat_timeout", p.HeartbeatTimeout)
 	if p.Resources.CPUMillis < 0 {
 		v.add(key+".resources.cpu_millis", "must be 0 (no limit) or more (got %d)", p.Resources.CPUMillis)
 	}

@@ -11,6 +11,9 @@ const (
 	TypeJobStarted  = "hodei.job.started"
 	TypeJobFinished = "hodei.job.finished"
 	TypeDecision    = "hodei.autoscaler.decision"
+	// TypeWorkerHeartbeat is a worker's report of the jobs it runs,
+	// on <prefix>.heartbeats.<pool> (core NATS, not stored).
+	TypeWorkerHeartbeat = "hodei.worker.heartbeat"
 	// Worker lifecycle types are "hodei.worker." + Lifecycle.
 	TypeWorkerPrefix = "hodei.worker."
 )
@@ -97,6 +100,14 @@ type JobData struct {
 	Outcome   string            `json:"outcome,omitempty"`
 	Resources *Resources        `json:"resources,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+// HeartbeatData is the data of a worker heartbeat: the worker and the
+// job ids it runs now (empty: none).
+type HeartbeatData struct {
+	WorkerID string   `json:"worker_id"`
+	Pool     string   `json:"pool"`
+	Jobs     []string `json:"jobs"`
 }
 
 // WorkerEventData is the data of hodei.worker.<state> events.

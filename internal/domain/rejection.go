@@ -32,6 +32,17 @@ const (
 	ReasonUnknownPool   = "unknown_pool"
 	ReasonStale         = "stale"
 	ReasonUnknownWorker = "unknown_worker"
+	// ReasonInvalidUTF8: a string of the payload is not valid UTF-8
+	// (refused, never rewritten to U+FFFD). ReasonBadJobID: the job id
+	// has a control character. ReasonFutureTime: the event's time lies
+	// further in the future than nats.max_clock_skew.
+	ReasonInvalidUTF8 = "invalid_utf8"
+	ReasonBadJobID    = "bad_job_id"
+	ReasonFutureTime  = "future_time"
+	// ReasonWorkerPoolMismatch: the event names a worker of another pool;
+	// ReasonJobPoolMismatch: the job runs in another pool.
+	ReasonWorkerPoolMismatch = "worker_pool_mismatch"
+	ReasonJobPoolMismatch    = "job_pool_mismatch"
 )
 
 // InvalidError says why an event was rejected.

@@ -16,6 +16,11 @@ type PoolConfig struct {
 	Settings  policy.Settings
 	DryRun    bool
 	StopGrace time.Duration
+	// DrainTimeout bounds how long a stopped worker that still runs a job
+	// may take to finish it; Heartbeat is how long a worker's heartbeat
+	// is believed (heartbeat.go). Zero: StopGrace, and no heartbeats.
+	DrainTimeout time.Duration
+	Heartbeat    time.Duration
 	// RetryInitial and RetryMax bound the exponential backoff after
 	// provider failures (randomised by RetryJitter, 0 to 1).
 	RetryInitial time.Duration

@@ -18,6 +18,9 @@ type Effects struct {
 	// that started after the retained stream was folded.
 	Waits   []Observation
 	Expired []ExpiredJob
+	// Reruns are started events that opened a run of a job already
+	// finished (runs.go).
+	Reruns []RerunJob
 	// Touched are the pools reconciled, whose gauges and status changed.
 	Touched []*Pool
 	// Removed are the pools that a reload removed and that have no
@@ -34,6 +37,9 @@ type Op struct {
 	// Tier is the index of the pool's tier whose provider makes the call
 	// (0 for a pool with one provider).
 	Tier int
+	// DrainTimeout (OpStop) is how long a worker that still runs a job
+	// gets to finish it (drain.go).
+	DrainTimeout time.Duration
 	// Covers are the event times of the queued jobs this create serves,
 	// for the reaction_seconds metric.
 	Covers []time.Time
@@ -67,6 +73,13 @@ type ExpiredJob struct {
 	Job    domain.JobID
 	Worker domain.WorkerID
 	Age    time.Duration
+}
+
+// RerunJob is a job that runs again after its finished, on Worker.
+type RerunJob struct {
+	Pool   domain.PoolName
+	Job    domain.JobID
+	Worker domain.WorkerID
 }
 
 // OpKind is a provider call the engine asks for.

@@ -109,6 +109,9 @@ func (e *Engine) ApplyJob(ev domain.JobEvent, now time.Time) (Result, string) {
 	case replay && p.folded:
 		return Replayed, ""
 	}
+	if reason := e.crossPool(p, ev); reason != "" {
+		return Ignored, reason
+	}
 	at := ev.Stored
 	if at.IsZero() {
 		at = now
@@ -125,6 +128,7 @@ func (e *Engine) ApplyJob(ev domain.JobEvent, now time.Time) (Result, string) {
 // Tick expires jobs older than max_job_age. Call it periodically.
 func (e *Engine) Tick(now time.Time) {
 	for _, p := range e.order {
+		p.expireHeartbeats(now)
 		p.forgetRemoved(now)
 		if e.maxJobAge > 0 {
 			p.expire(now.Add(-e.maxJobAge), now, &e.fx)

@@ -34,7 +34,7 @@ func (p *Pool) applyJob(ev domain.JobEvent, at, now time.Time, fx *Effects) (Res
 			}
 		}
 	case domain.JobFinished:
-		ch = p.ledger.Finished(ev.JobID, at)
+		ch = p.ledger.Finished(ev.JobID, ev.WorkerID, at)
 	}
 	if ch.Result != Applied {
 		return ch.Result, ""
@@ -42,6 +42,9 @@ func (p *Pool) applyJob(ev domain.JobEvent, at, now time.Time, fx *Effects) (Res
 	p.dirty = true
 	if len(ev.Extensions) > 0 {
 		p.cause = ev.Extensions
+	}
+	if ch.Rerun {
+		fx.Reruns = append(fx.Reruns, RerunJob{Pool: p.cfg.Name, Job: ev.JobID, Worker: ch.To})
 	}
 	if ch.From != "" {
 		p.jobLeft(ch.From, now, fx)
@@ -101,7 +104,7 @@ func (p *Pool) jobLeft(id domain.WorkerID, now time.Time, fx *Effects) {
 		return
 	}
 	w.jobs--
-	if w.jobs == 0 && w.state == domain.StateBusy {
+	if w.jobs == 0 && w.state == domain.StateBusy && !p.reportsBusy(w, now) {
 		p.setState(w, domain.StateIdle, now)
 		if retire, why := policy.Retire(p.cfg.Settings, w.jobsRun); retire && !p.cfg.DryRun {
 			p.drain(w, now, fx, why)

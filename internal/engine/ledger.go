@@ -49,6 +49,14 @@ type job struct {
 	since  time.Time       // when the ledger first saw the job (stream time)
 }
 
+// tomb is a finished job: when, and which worker's finished closed it
+// ("" when the finished named none, or the job expired). A started from
+// another worker after it is a new run of the job (runs.go).
+type tomb struct {
+	at time.Time
+	by domain.WorkerID
+}
+
 type aged struct {
 	id    domain.JobID
 	since time.Time
@@ -65,7 +73,7 @@ type aged struct {
 // by the jobs of one retention period.
 type Ledger struct {
 	jobs       map[domain.JobID]job
-	tombstones map[domain.JobID]time.Time
+	tombstones map[domain.JobID]tomb
 	byWorker   map[domain.WorkerID]int // running jobs per worker
 	pending    int
 	running    int
@@ -80,7 +88,7 @@ type Ledger struct {
 func NewLedger() *Ledger {
 	return &Ledger{
 		jobs:       map[domain.JobID]job{},
-		tombstones: map[domain.JobID]time.Time{},
+		tombstones: map[domain.JobID]tomb{},
 		byWorker:   map[domain.WorkerID]int{},
 	}
 }
@@ -105,6 +113,9 @@ type Change struct {
 	// Waited is how long a pending job that started had waited, queued to
 	// started in stream time.
 	Waited time.Duration
+	// Rerun is set when a started opened a run of a job already finished
+	// (runs.go).
+	Rerun bool
 }
 
 // Queued records a job waiting for a worker. at is the stream time.
@@ -125,10 +136,10 @@ func (l *Ledger) Queued(id domain.JobID, at time.Time) Change {
 // (it arrived first, or was retained longer) creates a running job; a
 // started for another worker than before moves the job (a redelivery).
 func (l *Ledger) Started(id domain.JobID, w domain.WorkerID, at time.Time) Change {
-	if _, ok := l.tombstones[id]; ok {
-		return Change{Result: Duplicate}
-	}
 	j, ok := l.jobs[id]
+	if t, done := l.tombstones[id]; done && !ok {
+		return l.rerun(id, t, w, at)
+	}
 	switch {
 	case !ok:
 		l.jobs[id] = job{state: jobRunning, worker: w, since: at}
@@ -155,16 +166,33 @@ func (l *Ledger) Started(id domain.JobID, w domain.WorkerID, at time.Time) Chang
 	}
 }
 
-// Finished records the end of a job and leaves a tombstone.
-func (l *Ledger) Finished(id domain.JobID, at time.Time) Change {
-	if _, ok := l.tombstones[id]; ok {
-		return Change{Result: Duplicate}
-	}
-	l.tombstones[id] = at
-	l.tombAges = append(l.tombAges, aged{id, at})
+// Finished records the end of a job's run and leaves a tombstone. A
+// finished naming worker w closes only w's run: the job keeps running on
+// the worker the ledger has it on when that is another one (a forged or
+// late finished, or the first run's finished after a redelivery moved the
+// job). One without a worker closes the job's run, as before runs.
+func (l *Ledger) Finished(id domain.JobID, w domain.WorkerID, at time.Time) Change {
 	j, ok := l.jobs[id]
+	t, done := l.tombstones[id]
+	if ok && w != "" && j.state == jobRunning && j.worker != w {
+		if done {
+			return Change{Result: Duplicate}
+		}
+		l.tomb(id, at, w)
+		return Change{Result: Applied} // not w's run: it stays open
+	}
 	if !ok {
+		if done {
+			return Change{Result: Duplicate}
+		}
+		l.tomb(id, at, w)
 		return Change{Result: Applied} // before its queued: tombstone only
+	}
+	if done { // a rerun's end: the tombstone stays, naming this worker
+		t.by = w
+		l.tombstones[id] = t
+	} else {
+		l.tomb(id, at, w)
 	}
 	delete(l.jobs, id)
 	if j.state == jobPending {
@@ -214,7 +242,7 @@ func (l *Ledger) Expire(cutoff time.Time) []Expired {
 		}
 		// The tombstone dates from now (cutoff), not from the job, so a
 		// late event for it is still recognised for a whole period.
-		l.tombstones[a.id] = cutoff
+		l.tombstones[a.id] = tomb{at: cutoff}
 		l.tombAges = append(l.tombAges, aged{a.id, cutoff})
 		out = append(out, Expired{ID: a.id, Worker: j.worker, Since: j.since})
 	}
@@ -225,7 +253,7 @@ func (l *Ledger) Expire(cutoff time.Time) []Expired {
 		if !a.since.Before(cutoff) {
 			break
 		}
-		if t, ok := l.tombstones[a.id]; ok && t.Equal(a.since) {
+		if t, ok := l.tombstones[a.id]; ok && t.at.Equal(a.since) {
 			delete(l.tombstones, a.id)
 		}
 	}

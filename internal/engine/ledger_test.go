@@ -29,7 +29,7 @@ func applyStep(l *Ledger, st step, at time.Time) Change {
 	case domain.JobStarted:
 		return l.Started(st.job, st.worker, at)
 	default:
-		return l.Finished(st.job, at)
+		return l.Finished(st.job, st.worker, at)
 	}
 }
 
@@ -144,7 +144,7 @@ func TestLedgerExpire(t *testing.T) {
 	l.Queued("old-pending", t0)
 	l.Started("old-running", "w1", t0.Add(time.Minute))
 	l.Queued("done", t0.Add(2*time.Minute))
-	l.Finished("done", t0.Add(3*time.Minute))
+	l.Finished("done", "", t0.Add(3*time.Minute))
 	l.Queued("young", t0.Add(2*time.Hour))
 
 	got := l.Expire(t0.Add(time.Hour))
@@ -200,7 +200,7 @@ func BenchmarkLedgerFold(b *testing.B) {
 		case 1:
 			l.Started(ids[i], workers[i%len(workers)], at)
 		case 2:
-			l.Finished(ids[i], at)
+			l.Finished(ids[i], "", at)
 			if i == jobs-1 { // start the next round with fresh tombstones
 				l.Expire(at.Add(time.Nanosecond))
 			}

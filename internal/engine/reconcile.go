@@ -154,7 +154,7 @@ func (p *Pool) create(n int, reason string, now time.Time, fx *Effects) int {
 func (p *Pool) drainIdle(ids []domain.WorkerID, now time.Time, fx *Effects) int {
 	stopped := 0
 	for _, id := range ids {
-		if w := p.workers[id]; w != nil && w.state == domain.StateIdle && w.jobs == 0 {
+		if w := p.workers[id]; w != nil && w.state == domain.StateIdle && !p.busyNow(w, now) {
 			p.drain(w, now, fx, "idle")
 			stopped++
 		}

@@ -27,6 +27,10 @@ type worker struct {
 	retryAt time.Time // when a failed stop/delete may be tried again
 	adopted bool
 	tier    int // index of the pool's tier it runs on (tiers.go)
+	// hbAt and hbJobs are the worker's last heartbeat: when, and how many
+	// jobs it said it runs (heartbeat.go).
+	hbAt   time.Time
+	hbJobs int
 
 	list       *workerList
 	prev, next *worker

@@ -285,7 +285,7 @@ func (p *Pool) becomeReady(w *worker, now time.Time, fx *Effects) {
 	}
 	w.readyAt = now
 	fx.Lifecycle = append(fx.Lifecycle, p.lifecycle(w, domain.LifecycleReady, ""))
-	if w.jobs > 0 {
+	if p.busyNow(w, now) {
 		p.setState(w, domain.StateBusy, now)
 	} else {
 		p.setState(w, domain.StateIdle, now)
@@ -325,6 +325,7 @@ func (p *Pool) issue(w *worker, k OpKind, now time.Time, fx *Effects) {
 	op := Op{Kind: k, Pool: p.cfg.Name, Worker: w.id, Tier: w.tier}
 	if k == OpStop {
 		op.Grace = p.cfg.StopGrace
+		op.DrainTimeout = max(p.cfg.DrainTimeout, p.cfg.StopGrace)
 	}
 	fx.Ops = append(fx.Ops, op)
 }

@@ -115,6 +115,9 @@ func (d Decoder) decodeBinary(subject string, h nats.Header, payload []byte) (do
 		return domain.JobEvent{}, invalid(domain.ReasonBadEnvelope, "datacontenttype %q is not JSON", contentType)
 	}
 	if len(payload) > 0 {
+		if err := domain.CheckJSONText(payload); err != nil {
+			return domain.JobEvent{}, err
+		}
 		if err := json.Unmarshal(payload, &env.Data); err != nil {
 			var ute *json.UnmarshalTypeError
 			if errors.As(err, &ute) {

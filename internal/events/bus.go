@@ -30,14 +30,27 @@ type Bus struct {
 	server *server.Server
 	cfg    config.NATS
 	log    zerolog.Logger
+	// onRetry hears every failed attempt while Connect retries (the
+	// daemon's /readyz says why it is not ready yet).
+	onRetry func(error)
 }
+
+// ConnectOption tunes Connect.
+type ConnectOption func(*Bus)
+
+// OnRetry has fn called with the error of each failed attempt while
+// Connect retries.
+func OnRetry(fn func(error)) ConnectOption { return func(b *Bus) { b.onRetry = fn } }
 
 // Connect starts the embedded server if configured, connects, and makes sure
 // the streams exist. Against an external server it keeps retrying (with
 // backoff) until ctx ends, so the daemon can start before the bus.
-func Connect(ctx context.Context, cfg config.NATS, log zerolog.Logger) (*Bus, error) {
+func Connect(ctx context.Context, cfg config.NATS, log zerolog.Logger, opts ...ConnectOption) (*Bus, error) {
 	b := &Bus{cfg: cfg, log: log, Subjects: Subjects{Prefix: cfg.SubjectPrefix}}
-	opts, err := b.clientOptions()
+	for _, o := range opts {
+		o(b)
+	}
+	copts, err := b.clientOptions()
 	if err != nil {
 		return nil, err
 	}
@@ -49,9 +62,9 @@ func Connect(ctx context.Context, cfg config.NATS, log zerolog.Logger) (*Bus, er
 		}
 		b.server = srv
 		url = srv.ClientURL()
-		opts = append(opts, nats.InProcessServer(srv))
+		copts = append(copts, nats.InProcessServer(srv))
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, copts...)
 	if err != nil {
 		b.shutdownServer()
 		return nil, fmt.Errorf("connecting to nats at %s: %w", redactURL(url), err)
@@ -74,6 +87,9 @@ func StartEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, err
 	if err := os.MkdirAll(cfg.StoreDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating nats store dir: %w", err)
 	}
+	if err := checkWritable(cfg.StoreDir); err != nil {
+		return nil, err
+	}
 	srv, err := server.NewServer(&server.Options{
 		ServerName: "hodei-autoscaler-embedded",
 		Host:       cfg.Host,
@@ -81,6 +97,10 @@ func StartEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, err
 		JetStream:  true,
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
+		// Every write reaches the disk before it is acknowledged: a kill
+		// -9 of the daemon then loses no acknowledged ack, delivery or
+		// claim (docs/operations.md, what embedded mode guarantees).
+		SyncAlways: !cfg.SyncInterval,
 		// The store dir and the port belong to this daemon; a second
 		// daemon on the same dir would fail here, which is what we want.
 	})
@@ -274,13 +294,16 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 				return backoff.Permanent(fmt.Errorf("stream %s does not exist and nats.streams.create is false: create it or set create: true", sc.Name))
 			}
 			if _, err := b.JS.CreateStream(cctx, sc); err != nil {
-				return fmt.Errorf("creating stream %s: %w", sc.Name, err)
+				return fmt.Errorf("creating stream %s: %w%s", sc.Name, err, storeHint(err, b.cfg))
 			}
 			b.log.Info().Str("stream", sc.Name).Strs("subjects", sc.Subjects).Stringer("max_age", sc.MaxAge).Int64("max_bytes", sc.MaxBytes).Msg("stream created")
 			return nil
 		}
 		notify := func(err error, wait time.Duration) {
 			b.log.Warn().Err(err).Stringer("retry_in", wait).Msg("nats not ready; retrying")
+			if b.onRetry != nil {
+				b.onRetry(err)
+			}
 		}
 		if err := backoff.RetryNotify(op, backoff.WithContext(bo, ctx), notify); err != nil {
 			return err

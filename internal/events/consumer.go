@@ -94,6 +94,11 @@ func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 		if d.Err == nil && !d.Ignored && md != nil {
 			d.Event.Seq, d.Event.Stored = md.Sequence.Stream, md.Timestamp
 		}
+		if d.Err == nil && !d.Ignored {
+			if err := c.Decoder.CheckTime(d.Event); err != nil {
+				d.Event, d.Err = domain.JobEvent{}, err
+			}
+		}
 		return d
 	}
 	ev, err := c.Decoder.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data())
@@ -109,6 +114,10 @@ func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 	if md != nil {
 		ev.Seq = md.Sequence.Stream
 		ev.Stored = md.Timestamp
+	}
+	if err := c.Decoder.CheckTime(ev); err != nil {
+		d.Err = err
+		return d
 	}
 	d.Event = ev
 	return d

@@ -23,6 +23,9 @@ func invalid(reason, format string, args ...any) error {
 type Decoder struct {
 	Subjects Subjects
 	MaxBytes int
+	// MaxClockSkew is how far in the future of the stream's clock an
+	// event's time may lie (nats.max_clock_skew); 0: no check.
+	MaxClockSkew time.Duration
 }
 
 // envelope decodes the CloudEvent and the job data in one pass.
@@ -71,6 +74,9 @@ func (d Decoder) Decode(subject string, payload []byte) (domain.JobEvent, error)
 			return domain.JobEvent{}, invalid(domain.ReasonBadEnvelope, "%v", err)
 		}
 	}
+	if err := domain.CheckJSONText(payload); err != nil {
+		return domain.JobEvent{}, err
+	}
 	if env.SpecVersion == "" {
 		return domain.JobEvent{}, invalid(domain.ReasonUnsupportedSpec, "no specversion: not a structured-mode CloudEvent, and no ce-specversion header for binary mode")
 	}
@@ -103,11 +109,8 @@ func (d Decoder) validate(pool domain.PoolName, kind domain.JobKind, env *envelo
 		return domain.JobEvent{}, invalid(domain.ReasonWrongType, "type %q does not match subject kind %q (want %q)", env.Type, kind, kind.Type())
 	}
 	data := env.Data
-	if data.JobID == "" {
-		return domain.JobEvent{}, invalid(domain.ReasonMissingJobID, "data.job_id is missing")
-	}
-	if len(data.JobID) > 256 {
-		return domain.JobEvent{}, invalid(domain.ReasonMissingJobID, "data.job_id is longer than 256 bytes")
+	if err := domain.ValidateJobID(data.JobID); err != nil {
+		return domain.JobEvent{}, err
 	}
 	if data.Pool != "" && data.Pool != string(pool) {
 		return domain.JobEvent{}, invalid(domain.ReasonPoolMismatch, "data.pool %q contradicts subject pool %q", data.Pool, pool)

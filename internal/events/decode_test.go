@@ -352,6 +352,7 @@ var knownReasons = map[string]bool{
 	domain.ReasonBadEnvelope: true, domain.ReasonWrongType: true, domain.ReasonMissingJobID: true,
 	domain.ReasonPoolMismatch: true, domain.ReasonBadWorkerID: true, domain.ReasonBadOutcome: true,
 	domain.ReasonBadResources: true, domain.ReasonUnsupportedSpec: true,
+	domain.ReasonInvalidUTF8: true, domain.ReasonBadJobID: true,
 }
 
 // FuzzDecode: Decode never panics; it returns either an *domain.InvalidError with

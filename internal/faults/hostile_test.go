@@ -109,7 +109,10 @@ func TestHostileEvents(t *testing.T) {
 	// still demand; j3 finished; j4 waits.
 	bustest.Eventually(t, 10*time.Second, "the valid events applied", func() bool {
 		st, _ := pools(d.url("/v1/pools"))
-		return st["p1"].Pending == 2 && st["p1"].Running == 1
+		// Pending 2 and running 1 also hold before j3's finished and j4's
+		// queued apply: wait for the last event too.
+		last := scrape(t, d.url("/metrics")).get("hodei_autoscaler_events_total", "type", domain.TypeJobQueued, "result", "applied") == 4
+		return st["p1"].Pending == 2 && st["p1"].Running == 1 && last
 	})
 	m := scrape(t, d.url("/metrics"))
 	want := map[string]float64{}

@@ -30,6 +30,8 @@ type Metrics struct {
 	ReconcileDuration prometheus.Histogram
 	Published         *prometheus.CounterVec // {type,result}
 	ExpiredJobs       *prometheus.CounterVec // {pool}
+	JobReruns         *prometheus.CounterVec // {pool}
+	BusyKilled        *prometheus.CounterVec // {pool}
 	ProviderUp        *prometheus.GaugeVec   // {pool,provider}
 	BreakerOpen       *prometheus.GaugeVec   // {pool}
 	MinWorkers        *prometheus.GaugeVec   // {pool}
@@ -91,6 +93,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Events published by the daemon, by type and result (published, dropped, error)."}, []string{"type", "result"}),
 		ExpiredJobs: f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "expired_jobs_total",
 			Help: "Jobs dropped from demand after max_job_age without a finished event."}, []string{"pool"}),
+		JobReruns: f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "job_reruns_total",
+			Help: "Started events that opened a new run of a job already finished (a redelivery ran it again)."}, []string{"pool"}),
+		BusyKilled: f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "busy_workers_killed_total",
+			Help: "Workers stopped by force while they still ran a job (past drain_timeout)."}, []string{"pool"}),
 		ProviderUp: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "provider_up",
 			Help: "1 if the pool's provider answers (circuit closed), else 0."}, []string{"pool", "provider"}),
 		BreakerOpen: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "breaker_open",

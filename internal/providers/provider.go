@@ -62,3 +62,25 @@ type Provider interface {
 	// Ping checks that the provider's backend answers.
 	Ping(ctx context.Context) error
 }
+
+// DrainSpec says how to stop a worker that may still run a job: it gets
+// SIGTERM (the worker takes no new job and finishes its running ones),
+// then is killed after Grace if Busy reports it idle, or after Timeout
+// whatever it runs. Busy is safe to call from any goroutine.
+type DrainSpec struct {
+	Grace   time.Duration
+	Timeout time.Duration
+	Busy    func() bool
+	// Poll is how often Busy is asked (default 1s).
+	Poll time.Duration
+}
+
+// Drainer is a provider that can hold a stop while the worker is busy
+// (the drain handshake). A provider without it is stopped with
+// Stop(grace), the grace being DrainTimeout when the worker was busy as
+// the stop began.
+type Drainer interface {
+	// Drain stops and removes the worker as DrainSpec says. killedBusy
+	// reports a forced kill of a worker Busy still reported busy.
+	Drain(ctx context.Context, id domain.WorkerID, spec DrainSpec) (killedBusy bool, err error)
+}

@@ -38,6 +38,8 @@ func newPoolGauges(m *metrics.Metrics, pool domain.PoolName, provider string) *p
 	// no rate and no increase (alerts watch increase(expired_jobs_total);
 	// the dashboard's quantiles are of rates).
 	m.ExpiredJobs.WithLabelValues(name)
+	m.JobReruns.WithLabelValues(name)
+	m.BusyKilled.WithLabelValues(name)
 	m.Reaction.WithLabelValues(name)
 	m.JobWait.WithLabelValues(name)
 	m.ProvisionDuration.WithLabelValues(name, provider)

@@ -36,6 +36,9 @@ type Options struct {
 	// it may have changed.
 	Gate        Gate
 	GateChanged <-chan struct{}
+	// DrainPoll is how often a drain asks whether its worker is still
+	// busy (1s when 0).
+	DrainPoll time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -76,12 +79,16 @@ type Reconciler struct {
 	events  eventCounters
 	// gateWake is when the first open gate closes (owned by the loop).
 	gateWake time.Time
+	// drains are the stops in flight (drain.go), owned by the loop.
+	drains     map[domain.WorkerID]*drain
+	heartbeats chan heartbeat
 }
 
 type opResult struct {
-	op     engine.Op
-	worker domain.Worker
-	err    error
+	op         engine.Op
+	worker     domain.Worker
+	err        error
+	killedBusy bool // a stop killed a worker still busy
 }
 
 // observation is a provider listing, a pushed change or a health change.
@@ -115,6 +122,8 @@ func New(eng *engine.Engine, provs map[domain.PoolName]providers.Provider, pub P
 		pools:      map[domain.PoolName]*poolRun{},
 		sem:        make(chan struct{}, max(opt.MaxConcurrentOps, 1)),
 		events:     newEventCounters(m.Events),
+		drains:     map[domain.WorkerID]*drain{},
+		heartbeats: make(chan heartbeat, 1024),
 	}
 	for _, p := range eng.Pools() {
 		r.addRun(p, provs[p.Name()])
@@ -205,6 +214,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.finish(res)
 		case o := <-r.observed:
 			r.observe(o)
+		case hb := <-r.heartbeats:
+			r.heartbeat(hb)
 		case u := <-r.updates:
 			u.done <- r.applyUpdate(u.specs)
 		case <-tick.C:
@@ -316,6 +327,9 @@ func (r *Reconciler) finish(res opResult) {
 		r.log.Info().Str("pool", string(res.op.Pool)).Str("op", res.op.Kind.String()).Str("worker_id", string(res.op.Worker)).
 			Msg("provider call not made: this replica lost the pool's lease before it could be sent")
 	}
+	if res.op.Kind == engine.OpStop {
+		r.drainEnded(res)
+	}
 	r.eng.OpDone(res.op.Pool, res.op.Kind, res.op.Worker, res.worker, res.err, r.now())
 	if res.err != nil && !errors.Is(res.err, ErrFenced) {
 		r.log.Warn().Err(res.err).Str("pool", string(res.op.Pool)).Str("op", res.op.Kind.String()).
@@ -333,13 +347,16 @@ func (r *Reconciler) reconcile(opCtx context.Context) {
 		r.m.ReconcileDuration.Observe(time.Since(start).Seconds())
 	}
 	r.effects(opCtx, fx, now)
+	r.refreshDrains(now)
 }
 
 func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.Time) {
 	for _, o := range fx.Ops {
 		if o.Kind == engine.OpCreate {
 			for _, t := range o.Covers {
-				r.m.Reaction.WithLabelValues(string(o.Pool)).Observe(now.Sub(t).Seconds())
+				// Never negative: a scheduler clock ahead of ours (within
+				// nats.max_clock_skew) counts as an instant reaction.
+				r.m.Reaction.WithLabelValues(string(o.Pool)).Observe(max(now.Sub(t), 0).Seconds())
 			}
 		}
 		r.start(opCtx, o)
@@ -376,6 +393,11 @@ func (r *Reconciler) effects(opCtx context.Context, fx engine.Effects, now time.
 		r.log.Warn().Str("pool", string(x.Pool)).Str("job_id", string(x.Job)).Stringer("age", x.Age).
 			Msg("job expired after max_job_age without a finished event; it no longer counts as demand")
 	}
+	for _, x := range fx.Reruns {
+		r.m.JobReruns.WithLabelValues(string(x.Pool)).Inc()
+		r.log.Warn().Str("pool", string(x.Pool)).Str("job_id", string(x.Job)).Str("worker_id", string(x.Worker)).
+			Msg("job started again after its finished (a redelivery runs it twice); its worker counts as busy")
+	}
 	for _, p := range fx.Touched {
 		if run := r.pools[p.Name()]; run != nil {
 			run.publish(p)
@@ -395,15 +417,24 @@ func (r *Reconciler) start(ctx context.Context, o engine.Op) {
 	prov, b := tr.prov, tr.breaker
 	prov.acquire()
 	r.pending++
+	var d *drain
+	if o.Kind == engine.OpStop {
+		d = r.beginDrain(o)
+	}
 	go func() {
 		defer prov.release()
-		select {
-		case r.sem <- struct{}{}:
-		case <-ctx.Done():
-			r.report(opResult{op: o, err: ctx.Err()})
-			return
+		// A stop may wait for a busy worker for drain_timeout: it holds
+		// no slot of max_concurrent_ops, or long drains would starve
+		// creates.
+		if o.Kind != engine.OpStop {
+			select {
+			case r.sem <- struct{}{}:
+			case <-ctx.Done():
+				r.report(opResult{op: o, err: ctx.Err()})
+				return
+			}
+			defer func() { <-r.sem }()
 		}
-		defer func() { <-r.sem }()
 		// The last check before the call leaves: the lease's safety slack
 		// covers the moment from here to the provider.
 		if !r.mayAct(o.Pool, r.now()) {
@@ -412,7 +443,7 @@ func (r *Reconciler) start(ctx context.Context, o engine.Op) {
 		}
 		timeout := r.opt.ProviderTimeout
 		if o.Kind == engine.OpStop {
-			timeout += o.Grace
+			timeout += max(o.Grace, o.DrainTimeout)
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -422,7 +453,7 @@ func (r *Reconciler) start(ctx context.Context, o engine.Op) {
 		case engine.OpCreate:
 			res.worker, res.err = prov.Create(cctx, providers.WorkerSpec{ID: o.Worker, Pool: o.Pool})
 		case engine.OpStop:
-			res.err = prov.Stop(cctx, o.Worker, o.Grace)
+			res.killedBusy, res.err = stopWorker(cctx, prov.Provider, o, d, r.opt.DrainPoll)
 		case engine.OpDelete:
 			res.err = prov.Delete(cctx, o.Worker)
 		}

@@ -15,6 +15,7 @@ package hodeijobs
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -90,6 +91,11 @@ func (d *Decoder) Decode(data []byte) Result {
 	if d.MaxBytes > 0 && len(data) > d.MaxBytes {
 		return fail("unknown", invalid(domain.ReasonTooLarge, "message of %d bytes exceeds nats.max_event_bytes %d", len(data), d.MaxBytes))
 	}
+	// The daemon's one text rule (domain): invalid UTF-8 is refused, never
+	// rewritten, in the envelope and in the payload string it carries.
+	if err := domain.CheckJSONText(data); err != nil {
+		return fail("unknown", err)
+	}
 	var env envelope
 	if err := json.Unmarshal(data, &env); err != nil {
 		var ute *json.UnmarshalTypeError
@@ -100,6 +106,9 @@ func (d *Decoder) Decode(data []byte) Result {
 	}
 	if env.Payload == nil {
 		return fail("unknown", invalid(domain.ReasonBadEnvelope, "envelope has no payload (want a NatsMessageEnvelope: payload, event_type, correlation_id, created_at)"))
+	}
+	if err := domain.CheckJSONText([]byte(*env.Payload)); err != nil {
+		return fail("unknown", err)
 	}
 	var tagged map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(*env.Payload), &tagged); err != nil {
@@ -190,8 +199,8 @@ func (d *Decoder) decodeVariant(variant string, body json.RawMessage) Result {
 		return Result{Err: invalid(domain.ReasonMissingJobID, "%s has no job_id", variant)}
 	}
 	job := *f.JobID
-	if len(job) > 256 {
-		return Result{Err: invalid(domain.ReasonMissingJobID, "%s.job_id is longer than 256 bytes", variant)}
+	if err := domain.ValidateJobID(job); err != nil {
+		return Result{Err: fmt.Errorf("%s: %w", variant, err)}
 	}
 	at := f.OccurredAt
 	if at == nil {
