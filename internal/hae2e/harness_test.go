@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -120,6 +121,14 @@ func (e *env) follow() {
 	}
 	_, js := bustest.Connect(e.t, url)
 	e.js = js
+	// The workers' claims bucket, made by the operator with a copy on
+	// each server as docs/operations.md says for a cluster: the one a
+	// first worker would make has a single copy, lost with its server.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "HODEI_CLAIMS", Replicas: 3}); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+		e.t.Fatalf("creating the claims bucket: %v", err)
+	}
 	e.jobs = bustest.NewJobs(e.t, js)
 	e.jobEv = bustest.CollectStream(e.t, js, events.StreamJobs)
 	e.wrkEv = bustest.Collect(e.t, js)
@@ -545,15 +554,27 @@ type call struct {
 	start, end time.Time
 }
 
-// calls are every replica's mutating provider calls, in start order.
+// calls are every replica's mutating provider calls, in start order. One
+// provider Create is two engine requests (create, then start of the
+// container it made); the start is folded into its create, so a Create
+// that began before the fence closed and is still in flight (the overlap
+// the protocol allows) counts from its first request, not its last.
 func (e *env) calls() []call {
 	var out []call
 	for _, r := range e.replicas {
+		var mine []call
 		for _, q := range r.engine.Requests(func(q engineproxy.Req) bool {
 			return q.Method == http.MethodPost || q.Method == http.MethodDelete
 		}) {
-			out = append(out, call{replica: r.id, what: q.Method + " " + q.Path, start: q.Start, end: q.End})
+			c := call{replica: r.id, what: q.Method + " " + q.Path, start: q.Start, end: q.End}
+			if n := len(mine); n > 0 && strings.HasSuffix(c.what, "/start") && strings.HasSuffix(mine[n-1].what, "/containers/create") {
+				mine[n-1].what += " + start"
+				mine[n-1].end = c.end
+				continue
+			}
+			mine = append(mine, c)
 		}
+		out = append(out, mine...)
 	}
 	slices.SortFunc(out, func(a, b call) int { return a.start.Compare(b.start) })
 	return out

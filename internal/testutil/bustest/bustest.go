@@ -6,6 +6,7 @@ package bustest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -97,13 +98,24 @@ func (j *Jobs) Publish(pool domain.PoolName, kind domain.JobKind, data domain.Jo
 // Nats-Msg-Id when id is set.
 func (j *Jobs) Raw(subject string, payload []byte, id string) {
 	j.T.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var opts []jetstream.PublishOpt
 	if id != "" {
 		opts = append(opts, jetstream.WithMsgID(id))
 	}
-	if _, err := j.JS.Publish(ctx, subject, payload, opts...); err != nil {
+	for {
+		_, err := j.JS.Publish(ctx, subject, payload, opts...)
+		if err == nil {
+			return
+		}
+		// A cluster electing the stream's leader (a server just killed)
+		// answers nothing for a moment: the scheduler's part retries, as
+		// a real one would; the Nats-Msg-Id keeps it once.
+		if ctx.Err() == nil && (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		j.T.Fatalf("publishing to %s: %v", subject, err)
 	}
 }

@@ -64,6 +64,10 @@ func Client(t testing.TB) *client.Client {
 		unavailable(t, fmt.Errorf("pinging docker engine at %s: %w", cli.DaemonHost(), err))
 		return nil
 	}
+	// Settle the API version now: left to the first requests, two
+	// goroutines' first calls race on it (seen by the race detector in
+	// the HA tests' sampler).
+	cli.NegotiateAPIVersion(ctx)
 	return cli
 }
 
