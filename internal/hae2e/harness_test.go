@@ -94,6 +94,9 @@ type env struct {
 	poolExtra  string
 	// clientURL, when set, is where the test's own client connects.
 	clientURL string
+	// ttl and renew are the replicas' lease timings (leaseTTL and
+	// renewEvery unless a test needs the defaults' margin).
+	ttl, renew time.Duration
 	mu        sync.Mutex
 	replicas  []*replica
 }
@@ -101,7 +104,7 @@ type env struct {
 // newEnv starts a 3-node cluster; with docker, also the worker image.
 func newEnv(t *testing.T, docker bool) *env {
 	t.Helper()
-	e := &env{t: t, docker: docker, owner: dockertest.UniqueName("ha"), maxWorkers: 10}
+	e := &env{t: t, docker: docker, owner: dockertest.UniqueName("ha"), maxWorkers: 10, ttl: leaseTTL, renew: renewEvery}
 	e.nats = natscluster.Start(t, 3)
 	if docker {
 		e.cli = dockertest.Client(t)
@@ -202,7 +205,7 @@ pools:
       pull_policy: never
       network_mode: host
       read_only_rootfs: true
-`, e.owner, r.http, strings.Join(urls, ", "), !haOff, id, leaseTTL, renewEvery, pool, e.maxWorkers, e.nats.URL(), e.poolExtra, dockerHost, e.image)
+`, e.owner, r.http, strings.Join(urls, ", "), !haOff, id, e.ttl, e.renew, pool, e.maxWorkers, e.nats.URL(), e.poolExtra, dockerHost, e.image)
 	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
