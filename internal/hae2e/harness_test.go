@@ -97,8 +97,8 @@ type env struct {
 	// ttl and renew are the replicas' lease timings (leaseTTL and
 	// renewEvery unless a test needs the defaults' margin).
 	ttl, renew time.Duration
-	mu        sync.Mutex
-	replicas  []*replica
+	mu         sync.Mutex
+	replicas   []*replica
 }
 
 // newEnv starts a 3-node cluster; with docker, also the worker image.
