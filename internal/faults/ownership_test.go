@@ -70,6 +70,9 @@ func TestForeignContainersSurvive(t *testing.T) {
 	cfg := baseConfig(t, owner)
 	p := workerPool(t, pool, fmt.Sprintf("nats://127.0.0.1:%d", cfg.NATS.Embedded.Port))
 	p.IdleTimeout = config.Fixed(time.Second)
+	// No warm buffer: the peak counted must be the 3 jobs' workers, not
+	// one more that idle_workers auto may keep ready (seen in CI: 4).
+	p.IdleWorkers = config.IdleWorkers{Count: 0}
 	cfg.Pools = []config.Pool{p}
 	d := startInProc(t, cfg, app.Options{})
 	bustest.Eventually(t, 30*time.Second, "daemon ready", d.app.Ready)
