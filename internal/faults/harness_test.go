@@ -33,8 +33,10 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/events"
+	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/dockertest"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
 )
 
 // ---------------------------------------------------------------------------
@@ -814,4 +816,24 @@ func holds(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// startFakePool starts an in-process daemon on cfg with one pool "p1" on a
+// fake provider (idle workers held an hour, so only the events move them)
+// and connects the test's own client to its bus.
+func startFakePool(t *testing.T, cfg config.Config) (*inProc, *fakeprovider.Provider, jetstream.JetStream, *bustest.Jobs) {
+	t.Helper()
+	p := config.PoolDefaults()
+	p.Name = "p1"
+	p.Docker.Image = "unused"
+	p.IdleTimeout = config.Fixed(time.Hour)
+	cfg.Pools = []config.Pool{p}
+	fake := fakeprovider.New("p1")
+	d := startInProc(t, cfg, app.Options{Providers: func(string, config.Pool, zerolog.Logger) (providers.Provider, error) {
+		return fake, nil
+	}})
+	bustest.Eventually(t, 30*time.Second, "daemon ready", d.app.Ready)
+	_, js := bustest.Connect(t, d.app.BusURL())
+	jobs := bustest.NewJobs(t, js)
+	return d, fake, js, jobs
 }

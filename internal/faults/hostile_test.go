@@ -10,15 +10,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
-	"github.com/hodei/hodei-autoscaler/internal/app"
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/events"
-	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
-	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
 )
 
 // event builds a CloudEvent payload by hand: the hostile cases need shapes
@@ -37,18 +33,7 @@ func TestHostileEvents(t *testing.T) {
 	t.Parallel()
 	cfg := baseConfig(t, "faults-hostile")
 	cfg.Reconcile.MaxJobAge = config.Duration(time.Hour)
-	p := config.PoolDefaults()
-	p.Name = "p1"
-	p.Docker.Image = "unused"
-	p.IdleTimeout = config.Fixed(time.Hour)
-	cfg.Pools = []config.Pool{p}
-	fake := fakeprovider.New("p1")
-	d := startInProc(t, cfg, app.Options{Providers: func(string, config.Pool, zerolog.Logger) (providers.Provider, error) {
-		return fake, nil
-	}})
-	bustest.Eventually(t, 30*time.Second, "daemon ready", d.app.Ready)
-	_, js := bustest.Connect(t, d.app.BusURL())
-	jobs := bustest.NewJobs(t, js)
+	d, fake, js, jobs := startFakePool(t, cfg)
 
 	const q, s, f = "hodei.jobs.p1.queued", "hodei.jobs.p1.started", "hodei.jobs.p1.finished"
 	big := strings.Repeat("x", 1_000_000)

@@ -6,13 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/hodei/hodei-autoscaler/internal/app"
-	"github.com/hodei/hodei-autoscaler/internal/config"
-	"github.com/hodei/hodei-autoscaler/internal/providers"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
-	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
 )
 
 // Issue 10, item 5, through a real daemon and its embedded NATS: a job id
@@ -24,18 +18,7 @@ import (
 func TestInputRulesThroughTheBus(t *testing.T) {
 	t.Parallel()
 	cfg := baseConfig(t, "faults-inputrules")
-	p := config.PoolDefaults()
-	p.Name = "p1"
-	p.Docker.Image = "unused"
-	p.IdleTimeout = config.Fixed(time.Hour)
-	cfg.Pools = []config.Pool{p}
-	fake := fakeprovider.New("p1")
-	d := startInProc(t, cfg, app.Options{Providers: func(string, config.Pool, zerolog.Logger) (providers.Provider, error) {
-		return fake, nil
-	}})
-	bustest.Eventually(t, 30*time.Second, "daemon ready", d.app.Ready)
-	_, js := bustest.Connect(t, d.app.BusURL())
-	jobs := bustest.NewJobs(t, js)
+	d, fake, _, jobs := startFakePool(t, cfg)
 
 	const q = "hodei.jobs.p1.queued"
 	refused := []struct {
