@@ -234,6 +234,10 @@ func dockerPool(name, image string) config.Pool {
 	p.Docker.NetworkMode = "none"
 	p.MaxWorkers = 8
 	p.IdleTimeout = config.Fixed(time.Hour)
+	// No warm buffer: the fault tests count workers per job, and the
+	// idle_workers: auto default adds warm ones (and their create
+	// attempts) on top, which made the backoff and count checks flaky.
+	p.IdleWorkers = config.IdleWorkers{Count: 0}
 	p.ProvisionTimeout = config.Duration(time.Minute)
 	p.StopGracePeriod = config.Duration(2 * time.Second)
 	p.Resources = domain.Resources{CPUMillis: 100, MemoryMB: 32}
