@@ -195,7 +195,12 @@ func (h History) arrivalRate(s Settings, t time.Time) (rate float64, recent bool
 // averages only decay then); zero if not within horizon. The search
 // doubles its step from a second, then bisects to the millisecond.
 func (h History) rateFallsTo(s Settings, r float64, now time.Time, horizon time.Duration) time.Time {
-	below := func(t time.Time) bool { v, _ := h.arrivalRate(s, t); return v <= r }
+	return h.fallsTo(func(t time.Time) float64 { v, _ := h.arrivalRate(s, t); return v }, r, now, horizon)
+}
+
+// fallsTo is rateFallsTo for any rate that only decays with no arrival.
+func (h History) fallsTo(rate func(time.Time) float64, r float64, now time.Time, horizon time.Duration) time.Time {
+	below := func(t time.Time) bool { return rate(t) <= r }
 	lo := now
 	for step := time.Second; step < 2*horizon; step *= 2 {
 		hi := now.Add(min(step, horizon))
