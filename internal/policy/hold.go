@@ -81,21 +81,33 @@ func holdingRatio(rank int, rate, disp, b float64) float64 {
 	return saved / idle
 }
 
-// holdRate is the arrival rate the hold is worth at t: the lower of the
-// wait targets' rate (arrivalRate: the last minute's during a burst) and
-// the arrival_rate_window average. Either alone overstates the jobs to
-// come at times: right after a batch the last minute's rate holds the
-// batch's own jobs, which are already served, and after a burst has ended
-// the window's average is still the burst's. Holding costs idle time for
-// sure and saves a boot only if a job comes, so the hold takes the
-// cautious one. Measured on the benchmark's traces (BENCHMARKS.md): with
-// no buffer (a target above every boot) this is exactly no hold on four of
-// the six, where the last minute's rate alone held workers that no job
-// took.
+// holdRate is the arrival rate the hold is worth at t: the lowest of the
+// wait targets' rate (arrivalRate: the last minute's during a burst), the
+// arrival_rate_window average, and holdGapBound over the time since the
+// last job was queued. Each of the first two overstates the jobs to come
+// at times: right after a batch the last minute's rate holds the batch's
+// own jobs, which are already served, and after a burst has ended the
+// window's average is still the burst's; and both are averages of the
+// past, while a gap of g seconds with no job makes any rate above 3/g
+// unlikely (it would have brought a job with 95 % probability, e^−3 = 5 %
+// that it did not). Holding costs idle time for sure and saves a boot
+// only if a job comes, so the hold takes the cautious one. Measured on the
+// benchmark's traces (BENCHMARKS.md): with no buffer (a target above every
+// boot) the holds then cost nothing over stopping at once on five of the
+// six.
 func (h History) holdRate(s Settings, t time.Time) float64 {
 	r, _ := h.arrivalRate(s, t)
-	return min(r, h.Arrivals.Value(t, s.arrivalWindow()))
+	r = min(r, h.Arrivals.Value(t, s.arrivalWindow()))
+	if last := h.RecentArrivals.At; !last.IsZero() && t.After(last) {
+		r = min(r, holdGapBound/t.Sub(last).Seconds())
+	}
+	return r
 }
+
+// holdGapBound bounds the hold's rate to holdGapBound / g after g seconds
+// with no job queued (a 95 % bound for jobs arriving one by one; lower
+// still, so more cautious, for batches).
+const holdGapBound = 3.0
 
 // stopAt is when an idle worker of this rank, idle since since, reaches
 // its hold, given that no job arrives meanwhile (so the rate, and with it

@@ -59,6 +59,7 @@ func TestIdleHoldTakesTheLowerRate(t *testing.T) {
 	tests := []struct {
 		name         string
 		long, recent float64
+		after        time.Duration // since the last job
 		want         time.Duration
 	}{
 		{name: "both a job per boot: kept", long: 0.06, recent: 0.06, want: 20 * time.Second},
@@ -67,13 +68,19 @@ func TestIdleHoldTakesTheLowerRate(t *testing.T) {
 		{name: "a batch just came, quiet otherwise: stopped", long: 0.01, recent: 0.5, want: 0},
 		{name: "a burst has ended: stopped", long: 0.2, recent: 0.001, want: 0},
 		{name: "the last minute within the window's noise: the window's", long: 0.2, recent: 0.15, want: 20 * time.Second},
+		// 0.07/s, the last job 100 s ago: both averages are still above
+		// a job per boot (the window's at 0.059/s, the last minute's within
+		// its noise), but a rate above 3/100 s would have brought a job.
+		{name: "no job for 100 s: stopped", long: 0.07, recent: 0.07, after: 100 * time.Second, want: 0},
+		{name: "no job for 10 s: kept", long: 0.07, recent: 0.07, after: 10 * time.Second, want: 20 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := hold(tt.long, tt.recent)
-			if got := h.For(1, t0); got != tt.want {
-				r, recent := h.History.arrivalRate(s, t0)
-				t.Errorf("hold %v, want %v (hold rate %.3f/s; the targets' rate %.3f/s, last minute %v)", got, tt.want, h.History.holdRate(s, t0), r, recent)
+			if got := h.For(1, t0.Add(tt.after)); got != tt.want {
+				at := t0.Add(tt.after)
+				r, recent := h.History.arrivalRate(s, at)
+				t.Errorf("hold %v, want %v (hold rate %.3f/s; the targets' rate %.3f/s, last minute %v)", got, tt.want, h.History.holdRate(s, at), r, recent)
 			}
 		})
 	}
