@@ -46,6 +46,46 @@ func TestIdleHoldIsTheBreakEvenOfHoldingAndBooting(t *testing.T) {
 	}
 }
 
+// The hold takes the lower of the last minute's rate and the window's:
+// right after a batch the last minute holds the batch's own jobs, after a
+// burst has ended the window's average is still the burst's; holding
+// pays only for jobs still to come.
+func TestIdleHoldTakesTheLowerRate(t *testing.T) {
+	s := Settings{IdleTimeoutAuto: true, IdleTimeoutMax: time.Hour}
+	hold := func(long, recent float64) IdleHold {
+		t.Helper()
+		return idleHold(History{Arrivals: Rate{PerSecond: long, At: t0}, RecentArrivals: Rate{PerSecond: recent, At: t0}, Boots: fixedBoots(20 * time.Second)}, s)
+	}
+	tests := []struct {
+		name         string
+		long, recent float64
+		after        time.Duration // since the last job
+		want         time.Duration
+	}{
+		{name: "both a job per boot: kept", long: 0.06, recent: 0.06, want: 20 * time.Second},
+		// The wait targets take the last minute here (0.5/s, far above
+		// the window's noise); the hold does not.
+		{name: "a batch just came, quiet otherwise: stopped", long: 0.01, recent: 0.5, want: 0},
+		{name: "a burst has ended: stopped", long: 0.2, recent: 0.001, want: 0},
+		{name: "the last minute within the window's noise: the window's", long: 0.2, recent: 0.15, want: 20 * time.Second},
+		// 0.07/s, the last job 100 s ago: both averages are still above
+		// a job per boot (the window's at 0.059/s, the last minute's within
+		// its noise), but a rate above 3/100 s would have brought a job.
+		{name: "no job for 100 s: stopped", long: 0.07, recent: 0.07, after: 100 * time.Second, want: 0},
+		{name: "no job for 10 s: kept", long: 0.07, recent: 0.07, after: 10 * time.Second, want: 20 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := hold(tt.long, tt.recent)
+			if got := h.For(1, t0.Add(tt.after)); got != tt.want {
+				at := t0.Add(tt.after)
+				r, recent := h.History.arrivalRate(s, at)
+				t.Errorf("hold %v, want %v (hold rate %.3f/s; the targets' rate %.3f/s, last minute %v)", got, tt.want, h.History.holdRate(s, at), r, recent)
+			}
+		})
+	}
+}
+
 // Bursts at the same rate are fewer, larger arrivals: at four jobs per
 // boot in batches (dispersion 4), two idle workers are worth keeping, not
 // three.

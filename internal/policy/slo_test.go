@@ -77,7 +77,8 @@ func TestBootTailRaisesTheBuffer(t *testing.T) {
 }
 
 // Each measured wait corrects the price: above the target it rises,
-// within it falls, and it settles where the allowed share is above.
+// within it falls, and it settles where 90 % of the allowed share is
+// above (4.5 % for a p95): at the allowance itself it still rises.
 func TestWaitGoalCorrection(t *testing.T) {
 	g := WaitGoal{Target: 10 * time.Second, Allowed: 0.05}
 	if p := g.Price(20 * time.Second); p != 400 {
@@ -88,24 +89,98 @@ func TestWaitGoalCorrection(t *testing.T) {
 	if up.LogPrice <= 0 || down.LogPrice >= 0 || up.Waits != 1 || up.Over != 1 || down.Over != 0 {
 		t.Fatalf("after one late wait %+v, after one on time %+v", up, down)
 	}
-	// Exactly 1 in 20 late: back where it started.
-	s := g
-	for i := range 2000 {
-		w := 5 * time.Second
-		if i%20 == 0 {
-			w = 30 * time.Second
+	share := func(g WaitGoal, every, n int) WaitGoal {
+		t.Helper()
+		for i := range n {
+			w := 5 * time.Second
+			if i%every == 0 {
+				w = 30 * time.Second
+			}
+			g = g.Observe(w)
 		}
-		s = s.Observe(w)
+		return g
 	}
-	if math.Abs(s.LogPrice) > 3*sloFeedbackRate || math.Abs(s.Over-0.05) > 0.02 {
-		t.Errorf("at the allowed share: log price %.3f, share above %.3f", s.LogPrice, s.Over)
+	tests := []struct {
+		name   string
+		every  int // one wait in every late
+		lo, hi float64
+	}{
+		// 1 in 22 = 4.55 %, the aim (4.5 %): back near the start.
+		{name: "at the aim: settles", every: 22, lo: -3 * sloFeedbackRate, hi: 3 * sloFeedbackRate},
+		// 1 in 20 = 5 %: 0.5 % above the aim, +0.3 × 0.005 a wait.
+		{name: "at the allowance: still rises", every: 20, lo: 2, hi: 4},
+		// 1 in 25 = 4 %: falls.
+		{name: "under the aim: falls", every: 25, lo: -4, hi: -2},
 	}
-	// Every wait late: bounded.
-	for range 1000 {
-		g = g.Observe(time.Minute)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := share(g, tt.every, 2000)
+			if s.LogPrice < tt.lo || s.LogPrice > tt.hi {
+				t.Errorf("log price %.3f after 2000 waits, want within [%.1f, %.1f]", s.LogPrice, tt.lo, tt.hi)
+			}
+		})
 	}
-	if math.Abs(g.LogPrice-math.Log(sloPriceBound)) > 1e-9 {
-		t.Errorf("log price %.3f, want the bound %.3f", g.LogPrice, math.Log(sloPriceBound))
+}
+
+// Every wait late: the correction is bounded, sixteenfold for the default
+// target, 256-fold for one set in the config.
+func TestWaitGoalCorrectionBounds(t *testing.T) {
+	tests := []struct {
+		name     string
+		explicit bool
+		want     float64
+	}{
+		{name: "auto: 16", explicit: false, want: 16},
+		{name: "set in the config: 256", explicit: true, want: 256},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := WaitGoal{Target: 10 * time.Second, Allowed: 0.05, Explicit: tt.explicit}
+			for range 1000 {
+				g = g.Observe(time.Minute)
+			}
+			if math.Abs(g.LogPrice-math.Log(tt.want)) > 1e-9 {
+				t.Errorf("price ×%.3f after 1000 late waits, want ×%g", math.Exp(g.LogPrice), tt.want)
+			}
+			for range 2000 {
+				g = g.Observe(0)
+			}
+			if math.Abs(g.LogPrice+math.Log(tt.want)) > 1e-9 {
+				t.Errorf("price ×%.5f after 2000 waits on time, want ×1/%g", math.Exp(g.LogPrice), tt.want)
+			}
+		})
+	}
+}
+
+// History.Waited and the goals mark a target set in the config as
+// explicit, auto (one median boot) as not.
+func TestWaitGoalsExplicit(t *testing.T) {
+	boots := BootTimes{N: 10, LogMean: math.Log(20)}
+	tests := []struct {
+		name     string
+		s        Settings
+		p95, p99 bool // explicit
+		goals    int
+	}{
+		{name: "no target: auto", s: Settings{IdleAuto: true}, goals: 1},
+		{name: "target_wait_p95 10s", s: Settings{IdleAuto: true, TargetWaitP95: 10 * time.Second}, p95: true, goals: 1},
+		{name: "auto p95 and a p99", s: Settings{IdleAuto: true, TargetWaitAuto: true, TargetWaitP99: 40 * time.Second}, p99: true, goals: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := History{Boots: boots}
+			h.Waited(time.Minute, tt.s)
+			gs := h.goals(tt.s)
+			if len(gs) != tt.goals {
+				t.Fatalf("%d goals, want %d", len(gs), tt.goals)
+			}
+			if gs[0].Explicit != tt.p95 || h.Waits95.Explicit != tt.p95 {
+				t.Errorf("p95 goal explicit %v (history %v), want %v", gs[0].Explicit, h.Waits95.Explicit, tt.p95)
+			}
+			if tt.goals == 2 && (!gs[1].Explicit || !h.Waits99.Explicit) {
+				t.Errorf("p99 goal not explicit: %+v", gs[1])
+			}
+		})
 	}
 }
 
