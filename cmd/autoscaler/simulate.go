@@ -71,11 +71,15 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		Trace: tr, Name: name, Pools: pools, Label: label, Seed: f.src.seed, Compare: f.compare, Timeline: f.plot != "",
 		From: f.from, To: f.to, Provisioning: f.prov,
 	})
+	var shared *sharedRun
 	if err == nil {
-		err = writeReport(rep, tr, f, stdout)
+		shared, err = runShared(cfg, pools, tr, f)
 	}
 	if err == nil {
-		err = simulateShared(cfg, pools, tr, f, stdout)
+		err = writeReport(rep, append(rep.Charts(tr.Start), shared.charts(tr, pools)...), f, stdout)
+	}
+	if err == nil {
+		err = shared.write(f, stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -211,10 +215,11 @@ func simPools(cfg config.Config, f simFlags, tr *sim.Trace) ([]engine.PoolConfig
 	return pools, label, err
 }
 
-// writeReport writes the plot, if asked for, and the report.
-func writeReport(rep *sim.Report, tr *sim.Trace, f simFlags, stdout io.Writer) error {
+// writeReport writes the plot of the charts, if asked for (each pool's,
+// then each budget's with the budget as its line), and the report.
+func writeReport(rep *sim.Report, charts []sim.PlotChart, f simFlags, stdout io.Writer) error {
 	if f.plot != "" {
-		if err := writeFile(f.plot, func(w io.Writer) error { return sim.WritePlot(w, rep.Charts(tr.Start)) }); err != nil {
+		if err := writeFile(f.plot, func(w io.Writer) error { return sim.WritePlot(w, charts) }); err != nil {
 			return err
 		}
 	}

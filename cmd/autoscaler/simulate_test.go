@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -241,4 +242,60 @@ inputs:
 			t.Errorf("exit %d: %s", code, errs)
 		}
 	})
+}
+
+// With budgets, --plot draws each budget's chart, the budget as its line,
+// in the plot itself after the pools' charts (no second file).
+func TestSimulatePlotDrawsTheBudgetLine(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "two.csv")
+	var b strings.Builder
+	b.WriteString("job_id,pool,queued_at,duration\n")
+	for i := range 8 {
+		fmt.Fprintf(&b, "a%d,a,%d,120\nb%d,b,%d,120\n", i, i, i, i)
+	}
+	if err := os.WriteFile(trace, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(`
+budgets:
+  shared: {workers: 4}
+pools:
+  - name: a
+    budget: shared
+    priority: 10
+    docker: {image: worker}
+  - name: b
+    budget: shared
+    docker: {image: worker}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svg := filepath.Join(dir, "plot.svg")
+	code, out, errs := runCLI(t, "simulate", "--config", cfg, "--trace", trace, "--provision", "10s", "--provision-p95", "0", "--plot", svg)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "## All pools in one engine") {
+		t.Errorf("no shared report:\n%s", out)
+	}
+	data, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plot := string(data)
+	pa, pb, bud := strings.Index(plot, "pool a: config"), strings.Index(plot, "pool b: config"), strings.Index(plot, "budget shared: workers of its pools")
+	if pa < 0 || pb < 0 || bud < pa || bud < pb {
+		t.Errorf("the plot lacks the pools' charts, then the budget's (indexes %d %d %d)", pa, pb, bud)
+	}
+	if !strings.Contains(plot, "budget shared 4") {
+		t.Errorf("the plot lacks the budget's line (legend \"budget shared 4\")")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "plot-budget.svg")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a separate budget plot was written: %v", err)
+	}
+	if err := xml.Unmarshal(data, new(struct{})); err != nil {
+		t.Errorf("the plot is not well-formed XML: %v", err)
+	}
 }
