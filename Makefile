@@ -53,8 +53,9 @@ k8s-tools: ## build (once; cached in .cache/k8s) etcd, kube-apiserver, kube-sche
 bench: ## run every benchmark and regenerate the table in BENCHMARKS.md
 	./bench/run.sh
 
-bench-k8s: k8s-tools ## 0 -> 200 pods: the daemon's provider vs client-go at its default QPS
+bench-k8s: k8s-tools ## 0 -> 200 pods: the daemon's provider vs client-go at its default QPS; 30 workers on two tiers vs Kubernetes alone
 	REQUIRE_K8S=1 $(GO) test -run '^$$' -bench BenchmarkKubernetesScaleUp -benchtime 1x -timeout 60m ./internal/providers/kubernetes/
+	REQUIRE_K8S=1 REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench BenchmarkTiersScaleUp -benchtime 1x -timeout 40m ./internal/providers/kubernetes/
 
 bench-policy: ## simulator backtests of the policy against the oracle and the other autoscalers
 	$(GO) run ./bench/policy

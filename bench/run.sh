@@ -6,7 +6,8 @@
 # Needs Go, valgrind for row 0b (instruction counts) and, for row 4, a Docker engine (the worker image is built here
 # with `make worker-image`, FROM scratch: no registry). NATS runs inside the
 # benchmark programs (nats-server from the module). Row 6 runs the
-# Kubernetes engineer's BenchmarkKubernetesScaleUp when it exists.
+# Kubernetes engineer's BenchmarkKubernetesScaleUp when it exists, and
+# row 6b BenchmarkTiersScaleUp (Docker and the control plane).
 #
 # A number never fails this script: a missed target is a result. It exits
 # non-zero only when a benchmark program itself breaks (after writing the
@@ -100,6 +101,19 @@ if want 6; then
 		# result lines and, if it failed, says why.
 		REQUIRE_K8S=1 go test -run '^$' -bench BenchmarkKubernetesScaleUp -benchtime 1x -timeout 60m "$pkg" >"$OUT/k8s.txt" 2>&1
 		echo $? >"$OUT/k8s.rc"
+	fi
+fi
+
+if want 6; then
+	note "row 6b: tiers, 0 → 30 workers on Docker then Kubernetes against Kubernetes alone"
+	rm -f "$OUT/k8s-tiers.txt" "$OUT/k8s-tiers.rc"
+	if ! docker info >/dev/null 2>&1; then
+		echo "not run: no Docker engine (the Docker tier needs one)" >"$OUT/k8s-tiers.txt"
+	elif ! ./tools/k8s/build.sh >&2; then
+		echo "not run: building the control plane (tools/k8s/build.sh) failed" >"$OUT/k8s-tiers.txt"
+	else
+		REQUIRE_K8S=1 REQUIRE_DOCKER=1 go test -run '^$' -bench BenchmarkTiersScaleUp -benchtime 1x -timeout 40m ./internal/providers/kubernetes/ >"$OUT/k8s-tiers.txt" 2>&1
+		echo $? >"$OUT/k8s-tiers.rc"
 	fi
 fi
 

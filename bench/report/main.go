@@ -55,6 +55,7 @@ func main() {
 		}
 	}
 	rows = append(rows, k8sRow(filepath.Join(*dir, "k8s.txt"), &sections))
+	rows = append(rows, tiersRow(filepath.Join(*dir, "k8s-tiers.txt"), &sections))
 	slices.SortStableFunc(rows, func(a, b benchkit.Row) int { return strings.Compare(a.ID, b.ID) })
 
 	var b strings.Builder
@@ -341,13 +342,57 @@ func k8sRow(path string, sections *[]string) benchkit.Row {
 	return row
 }
 
+// tiersRow is issue 15's real benchmark, BenchmarkTiersScaleUp: 30
+// workers across a Docker tier and a Kubernetes tier against the same 30
+// on Kubernetes alone, in the same run.
+func tiersRow(path string, sections *[]string) benchkit.Row {
+	const what = "tiers: 0 → 30 workers, Docker tier (max_workers 10) then Kubernetes tier, from 30 queued events (issue 15)"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return benchkit.NotRun("6b", what, "no result: "+err.Error())
+	}
+	if s := strings.TrimSpace(string(data)); strings.HasPrefix(s, "not run:") {
+		return benchkit.NotRun("6b", what, strings.TrimSpace(strings.TrimPrefix(s, "not run:")))
+	}
+	*sections = append(*sections, "**Tiers** (go test -bench BenchmarkTiersScaleUp -benchtime 1x; result lines and failures)\n\n```\n"+k8sExcerpt(data)+"\n```")
+	var m map[string]float64
+	for _, b := range parseBench(data) {
+		if strings.HasPrefix(b.name, "BenchmarkTiersScaleUp") {
+			m = b.metrics
+		}
+	}
+	if m["two-tiers-median-s"] == 0 || m["kubernetes-alone-median-s"] == 0 {
+		why := "no result line"
+		if rc, err := os.ReadFile(strings.TrimSuffix(path, ".txt") + ".rc"); err == nil && strings.TrimSpace(string(rc)) != "0" {
+			why = "the benchmark failed (exit " + strings.TrimSpace(string(rc)) + "); see the details"
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, "SKIP") || strings.Contains(line, "skipping") {
+				why = "skipped: " + strings.TrimSpace(line)
+			}
+		}
+		return benchkit.NotRun("6b", what, why)
+	}
+	spread := func(way string) string {
+		return fmt.Sprintf("%.2f s (min %.2f, max %.2f)", m[way+"-median-s"], m[way+"-min-s"], m[way+"-max-s"])
+	}
+	ours, ref := m["two-tiers-median-s"], m["kubernetes-alone-median-s"]
+	return benchkit.Row{ID: "6b", What: what,
+		Reference: "the same 30 on Kubernetes alone: " + spread("kubernetes-alone"),
+		Ours: "10 containers + 20 pods: " + spread("two-tiers") + fmt.Sprintf("; last container at %.2f s, last pod at %.2f s (medians)",
+			m["two-tiers-containers-median-s"], m["two-tiers-pods-median-s"]),
+		Ratio:  fmt.Sprintf("%.2f× the time", ours/ref),
+		Target: "issue 15: both measured, same run (no numeric target)", Met: "n/a",
+		Note: "median of 5 rounds each, interleaved, a fresh daemon each round; to the last worker running as the backends report it (the engine's container start events, the pods' Running and Ready via an informer); kwok pods (simulated kubelets: Running without pulling or starting anything), real sleeper containers on the local engine, so Kubernetes alone measures the control plane's cost only"}
+}
+
 // k8sExcerpt keeps the benchmark's result lines, its failures and the
 // lines around them, not the daemon logs it prints.
 func k8sExcerpt(data []byte) string {
 	var out []string
 	for _, line := range strings.Split(string(data), "\n") {
 		l := strings.TrimSpace(line)
-		if strings.HasPrefix(l, "Benchmark") || strings.HasPrefix(l, "--- ") || strings.HasPrefix(l, "bench_test.go") ||
+		if strings.HasPrefix(l, "Benchmark") || strings.HasPrefix(l, "--- ") || strings.HasPrefix(l, "bench_test.go") || strings.HasPrefix(l, "tiers_bench_test.go") ||
 			strings.HasPrefix(l, "ok ") || strings.HasPrefix(l, "FAIL") || strings.HasPrefix(l, "PASS") || strings.Contains(l, "timed out") {
 			out = append(out, line)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/engine"
+	"github.com/hodei/hodei-autoscaler/internal/routing"
 	"github.com/hodei/hodei-autoscaler/internal/sim"
 )
 
@@ -25,6 +27,7 @@ const simMaxWorkers = 1000
 // simFlags are simulate's flags.
 type simFlags struct {
 	cfgPath, idle, plot, saveTrace string
+	input                          string
 	compare, asJSON                bool
 	src                            traceSource
 	prov                           sim.Provisioning
@@ -55,6 +58,10 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if tr, err = simRoute(cfg, f.input, tr); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
 	pools, label, err := simPools(cfg, f, tr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -64,11 +71,15 @@ func simulate(args []string, stdout, stderr io.Writer) int {
 		Trace: tr, Name: name, Pools: pools, Label: label, Seed: f.src.seed, Compare: f.compare, Timeline: f.plot != "",
 		From: f.from, To: f.to, Provisioning: f.prov,
 	})
+	var shared *sharedRun
 	if err == nil {
-		err = writeReport(rep, tr, f, stdout)
+		shared, err = runShared(cfg, pools, tr, f)
 	}
 	if err == nil {
-		err = simulateShared(cfg, pools, tr, f, stdout)
+		err = writeReport(rep, append(rep.Charts(tr.Start), shared.charts(tr, pools)...), f, stdout)
+	}
+	if err == nil {
+		err = shared.write(f, stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -100,6 +111,7 @@ stopped and the peak. See docs/simulator.md.`)
 	fs.StringVar(&f.plot, "plot", "", "write an SVG plot: jobs and workers over time (every compared run overlaid), and each run's distribution of queue waits")
 	fs.DurationVar(&f.from, "from", 0, "start the plot's time panels this long after the trace's start (such as 8h50m)")
 	fs.DurationVar(&f.to, "to", 0, "end the plot's time panels this long after the trace's start (default: the end)")
+	fs.StringVar(&f.input, "input", "", "the config's input whose routing rules route the trace's jobs (default: the one input with routes or a default_pool)")
 	fs.StringVar(&f.saveTrace, "save-trace", "", "write the trace used as CSV (for example to keep a generated one)")
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return f, code, true
@@ -133,6 +145,45 @@ func simConfig(path string) (config.Config, error) {
 	return cfg, nil
 }
 
+// simRoute routes the trace's jobs with the routing rules of one of the
+// config's inputs (docs/simulator.md): the named one, else the only input
+// that has rules. Without rules a job keeps its own pool, and jobs that
+// name none are left out and counted.
+func simRoute(cfg config.Config, name string, tr *sim.Trace) (*sim.Trace, error) {
+	var in *config.Input
+	var withRules []string
+	inputs := cfg.InputList()
+	for i := range inputs {
+		r := inputs[i].Router()
+		if name != "" && inputs[i].Name == name {
+			in = &inputs[i]
+		}
+		if len(r.Rules) > 0 || r.Default != "" {
+			withRules = append(withRules, inputs[i].Name)
+			if name == "" {
+				in = &inputs[i]
+			}
+		}
+	}
+	switch {
+	case name != "" && in == nil:
+		names := make([]string, len(inputs))
+		for i, x := range inputs {
+			names[i] = x.Name
+		}
+		return nil, fmt.Errorf("--input %q: the config has no such input (inputs: %s)", name, strings.Join(names, ", "))
+	case name == "" && len(withRules) > 1:
+		return nil, fmt.Errorf("inputs %s all have routing rules: choose whose rules route the trace with --input", strings.Join(withRules, ", "))
+	}
+	if in == nil || (len(in.Routes) == 0 && in.DefaultPool == "") {
+		if !slices.ContainsFunc(tr.Jobs, func(j sim.Job) bool { return j.Pool == "" }) {
+			return tr, nil // every job keeps its own pool, as without rules
+		}
+		return sim.RouteTrace(tr, routing.Router{}, ""), nil
+	}
+	return sim.RouteTrace(tr, in.Router(), in.Name), nil
+}
+
 // simPools converts the pools to simulate (the config's, or one per pool
 // of the trace with the defaults), with --idle-workers applied, and names
 // the run.
@@ -164,10 +215,11 @@ func simPools(cfg config.Config, f simFlags, tr *sim.Trace) ([]engine.PoolConfig
 	return pools, label, err
 }
 
-// writeReport writes the plot, if asked for, and the report.
-func writeReport(rep *sim.Report, tr *sim.Trace, f simFlags, stdout io.Writer) error {
+// writeReport writes the plot of the charts, if asked for (each pool's,
+// then each budget's with the budget as its line), and the report.
+func writeReport(rep *sim.Report, charts []sim.PlotChart, f simFlags, stdout io.Writer) error {
 	if f.plot != "" {
-		if err := writeFile(f.plot, func(w io.Writer) error { return sim.WritePlot(w, rep.Charts(tr.Start)) }); err != nil {
+		if err := writeFile(f.plot, func(w io.Writer) error { return sim.WritePlot(w, charts) }); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -158,5 +159,143 @@ func TestSimulateUsageErrors(t *testing.T) {
 		if code, _, _ := runCLI(t, args...); code != 1 {
 			t.Errorf("%v: exit %d, want 1", args, code)
 		}
+	}
+}
+
+// simulate applies the config's routing rules: the trace's jobs came on
+// pool "ci", which the config does not have, and only the rules send
+// them to arm and x86 (with the rules ignored, nothing would run).
+func TestSimulateRoutesWithTheConfigsRules(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "ci.csv")
+	if err := os.WriteFile(trace, []byte("job_id,pool,queued_at,duration,labels\n"+
+		"a1,ci,0,60,arch=arm64\na2,ci,1,60,arch=arm64;team=x\nx1,ci,2,60,arch=amd64\nx2,ci,3,60,arch=amd64\nx3,ci,4,60,arch=amd64\nz,ci,5,60,arch=s390x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	write := func(inputs string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(`
+pools:
+  - name: arm
+    docker: {image: worker}
+  - name: x86
+    docker: {image: worker}
+inputs:
+`+inputs), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules := `  - name: ci
+    format: cloudevents
+    routes:
+      - pool: arm
+        match: {labels: {arch: arm64}}
+      - pool: x86
+        match: {pool: ci, labels: {arch: amd64}}
+`
+	write(rules)
+	code, out, errs := runCLI(t, "simulate", "--config", cfg, "--trace", trace, "--provision", "10s", "--provision-p95", "0", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var rep sim.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	jobs := map[string]int{}
+	for _, p := range rep.Pools {
+		jobs[p.Pool] = p.Runs[0].Jobs
+	}
+	if jobs["arm"] != 2 || jobs["x86"] != 3 || len(jobs) != 2 {
+		t.Errorf("jobs per pool %v, want arm 2 and x86 3", jobs)
+	}
+	if rep.Routing == nil || rep.Routing.Input != "ci" || rep.Routing.Unmatched != 1 {
+		t.Errorf("routing %+v", rep.Routing)
+	}
+	if n := strings.Join(rep.Notes, "\n"); !strings.Contains(n, "1 job(s) skipped: no route: none of 2 rules matches {pool=ci labels.arch=s390x}") {
+		t.Errorf("notes lack the unmatched job:\n%s", n)
+	}
+
+	t.Run("two inputs with rules need --input", func(t *testing.T) {
+		write(rules + `  - name: other
+    format: cloudevents
+    subjects: [hodei.jobs.other.>]
+    default_pool: x86
+`)
+		code, _, errs := runCLI(t, "simulate", "--config", cfg, "--trace", trace)
+		if code != 2 || !strings.Contains(errs, "inputs ci, other all have routing rules") {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		code, out, errs := runCLI(t, "simulate", "--config", cfg, "--trace", trace, "--input", "other", "--json")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		var rep sim.Report
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Pools) != 1 || rep.Pools[0].Pool != "x86" || rep.Pools[0].Runs[0].Jobs != 6 {
+			t.Errorf("--input other: every job to its default pool x86: %+v", rep.Pools)
+		}
+		if code, _, errs := runCLI(t, "simulate", "--config", cfg, "--trace", trace, "--input", "nope"); code != 2 || !strings.Contains(errs, `--input "nope": the config has no such input (inputs: ci, other)`) {
+			t.Errorf("exit %d: %s", code, errs)
+		}
+	})
+}
+
+// With budgets, --plot draws each budget's chart, the budget as its line,
+// in the plot itself after the pools' charts (no second file).
+func TestSimulatePlotDrawsTheBudgetLine(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "two.csv")
+	var b strings.Builder
+	b.WriteString("job_id,pool,queued_at,duration\n")
+	for i := range 8 {
+		fmt.Fprintf(&b, "a%d,a,%d,120\nb%d,b,%d,120\n", i, i, i, i)
+	}
+	if err := os.WriteFile(trace, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(`
+budgets:
+  shared: {workers: 4}
+pools:
+  - name: a
+    budget: shared
+    priority: 10
+    docker: {image: worker}
+  - name: b
+    budget: shared
+    docker: {image: worker}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svg := filepath.Join(dir, "plot.svg")
+	code, out, errs := runCLI(t, "simulate", "--config", cfg, "--trace", trace, "--provision", "10s", "--provision-p95", "0", "--plot", svg)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "## All pools in one engine") {
+		t.Errorf("no shared report:\n%s", out)
+	}
+	data, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plot := string(data)
+	pa, pb, bud := strings.Index(plot, "pool a: config"), strings.Index(plot, "pool b: config"), strings.Index(plot, "budget shared: workers of its pools")
+	if pa < 0 || pb < 0 || bud < pa || bud < pb {
+		t.Errorf("the plot lacks the pools' charts, then the budget's (indexes %d %d %d)", pa, pb, bud)
+	}
+	if !strings.Contains(plot, "budget shared 4") {
+		t.Errorf("the plot lacks the budget's line (legend \"budget shared 4\")")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "plot-budget.svg")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a separate budget plot was written: %v", err)
+	}
+	if err := xml.Unmarshal(data, new(struct{})); err != nil {
+		t.Errorf("the plot is not well-formed XML: %v", err)
 	}
 }

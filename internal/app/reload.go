@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -91,7 +92,7 @@ func (a *App) reload(ctx context.Context, p *parts, trigger string) {
 			Msg("config reload refused: a pool's provider cannot be built; the running config stays in force")
 		return
 	}
-	ch, err := a.rec.Apply(ctx, specs)
+	ch, err := a.applyPools(ctx, specs, eff)
 	if err != nil {
 		closeAll(built)
 		log.Warn().Err(err).Msg("config reload not applied: the daemon is stopping")
@@ -114,8 +115,18 @@ func (a *App) reload(ctx context.Context, p *parts, trigger string) {
 	}
 	a.m.ConfigReloads.WithLabelValues(metrics.ReloadApplied).Inc()
 	log.Info().Strs("added", names(ch.Added)).Strs("updated", names(ch.Updated)).Strs("rebuilt", names(ch.Rebuilt)).
-		Strs("removed", names(ch.Removed)).Strs("needs_restart", restart).Stringer("took", time.Since(start)).
+		Strs("removed", names(ch.Removed)).Strs("budgets", ch.Budgets).Strs("needs_restart", restart).Stringer("took", time.Since(start)).
 		Msg("config reloaded")
+}
+
+// applyPools hands the reconciler the new pools, and the new budgets with
+// them when they changed (in the same turn of its loop: a new pool and
+// the new budget it names arrive together).
+func (a *App) applyPools(ctx context.Context, specs []reconciler.PoolSpec, eff config.Config) (reconciler.Changes, error) {
+	if reflect.DeepEqual(a.cfg.Budgets, eff.Budgets) {
+		return a.rec.Apply(ctx, specs)
+	}
+	return a.rec.ApplyWithBudgets(ctx, specs, eff.EngineBudgets())
 }
 
 // poolSpecs turns the new config's pools into the reconciler's specs,

@@ -6,8 +6,8 @@ import (
 )
 
 // Reloaded is the configuration a running daemon takes from a new file
-// next: next's pools and what reaches them (dry_run, reconcile.retry_*),
-// which change live, and running's value for every other setting, which
+// next: next's pools and what reaches them (dry_run, reconcile.retry_*,
+// budgets), which change live, and running's value for every other setting, which
 // needs a restart (the bus, the HTTP listener, the name, the loop's
 // timings, logging, shutdown). restart lists the keys of those that next
 // changes ("nats.url", "http.listen"), without their values: secrets
@@ -16,6 +16,7 @@ func Reloaded(running, next Config) (effective Config, restart []string) {
 	effective = running
 	effective.DryRun = next.DryRun
 	effective.Pools = next.Pools
+	effective.Budgets = next.Budgets
 	effective.Reconcile.RetryInitial = next.Reconcile.RetryInitial
 	effective.Reconcile.RetryMax = next.Reconcile.RetryMax
 	effective.Reconcile.RetryJitter = next.Reconcile.RetryJitter

@@ -12,6 +12,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
+	"github.com/hodei/hodei-autoscaler/internal/policy"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
 )
 
@@ -123,11 +124,14 @@ type Changes struct {
 	Updated []domain.PoolName // new settings, in force from now
 	Rebuilt []domain.PoolName // the provider was replaced (also in Updated)
 	Removed []domain.PoolName // removing: no worker wanted, idle ones stop now, busy ones after their jobs
+	// Budgets are the budgets ApplyWithBudgets added, changed or removed.
+	Budgets []string
 }
 
 type update struct {
-	specs []PoolSpec
-	done  chan Changes
+	specs   []PoolSpec
+	budgets *[]policy.Budget // nil: the budgets stay as they are
+	done    chan Changes
 }
 
 // ErrStopped is returned by Apply when the loop is not running.
@@ -140,7 +144,10 @@ var ErrStopped = errors.New("reconciler stopped")
 // once the loop has applied it; on an error nothing was applied, and the
 // specs' providers are still the caller's to close.
 func (r *Reconciler) Apply(ctx context.Context, specs []PoolSpec) (Changes, error) {
-	u := update{specs: specs, done: make(chan Changes, 1)}
+	return r.sendUpdate(ctx, update{specs: specs, done: make(chan Changes, 1)})
+}
+
+func (r *Reconciler) sendUpdate(ctx context.Context, u update) (Changes, error) {
 	select {
 	case r.updates <- u:
 	case <-r.done:

@@ -217,7 +217,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case hb := <-r.heartbeats:
 			r.heartbeat(hb)
 		case u := <-r.updates:
-			u.done <- r.applyUpdate(u.specs)
+			changed := r.setBudgets(u.budgets) // in the same turn as the pools: no tick sees one without the other
+			ch := r.applyUpdate(u.specs)
+			ch.Budgets = changed
+			u.done <- ch
 		case <-tick.C:
 			r.eng.Tick(r.now())
 		case <-r.gateChanged():

@@ -179,6 +179,9 @@ type Report struct {
 	Pools        []PoolReport `json:"pools"`
 	// Notes are what the reader should know (ignored pools, skipped jobs).
 	Notes []string `json:"notes,omitempty"`
+	// Routing is how the config's routing rules routed the trace (nil:
+	// the trace was not routed).
+	Routing *RouteSummary `json:"routing,omitempty"`
 }
 
 // PoolReport holds a pool's runs: the configuration first, then the

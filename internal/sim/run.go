@@ -66,6 +66,10 @@ func Simulate(o Options) (*Report, error) {
 	for _, p := range ignored {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d job(s) of pool %q left out: the config has no such pool", len(byPool[p]), p))
 	}
+	if o.Trace.Routing != nil {
+		rep.Routing = o.Trace.Routing
+		rep.Notes = append(rep.Notes, o.Trace.Routing.Note())
+	}
 	reasons := make([]string, 0, len(o.Trace.Skipped))
 	for why := range o.Trace.Skipped {
 		reasons = append(reasons, why)

@@ -92,7 +92,8 @@ func ReadStream(ctx context.Context, o StreamOptions) (*Trace, error) {
 			if at.IsZero() {
 				at = md.Timestamp
 			}
-			evs = append(evs, Event{Kind: ev.Kind, Pool: string(ev.Pool), JobID: string(ev.JobID), Time: at, Duration: labelDuration(ev.Labels)})
+			evs = append(evs, Event{Kind: ev.Kind, Pool: string(ev.Pool), JobID: string(ev.JobID), Time: at, Duration: labelDuration(ev.Labels),
+				Attrs: eventAttrs(ev.Labels, &ev.Resources)})
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return nil, fmt.Errorf("reading %s: %w", events.StreamJobs, err)

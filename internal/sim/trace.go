@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/routing"
 )
 
 // Job is one job of a trace: when it was queued and how long it runs once
@@ -31,6 +33,11 @@ type Job struct {
 	Pool     string
 	Queued   time.Duration // since Trace.Start
 	Duration time.Duration
+	// Attrs are what the job's event says that routing rules match on
+	// (labels, provider, image, resources); its Pool is unused: Pool is
+	// the event's own pool, empty when the event names none. RouteTrace
+	// sets Pool from them.
+	Attrs routing.Attrs
 }
 
 // Trace is a list of jobs in order of arrival.
@@ -40,8 +47,11 @@ type Trace struct {
 	Start time.Time
 	Jobs  []Job
 	// Skipped counts jobs of the input whose duration could not be
-	// derived (see FromEvents), with the reasons.
+	// derived (see FromEvents), or that no routing rule matched (see
+	// RouteTrace), with the reasons.
 	Skipped map[string]int
+	// Routing says how RouteTrace routed the jobs (nil: not routed).
+	Routing *RouteSummary
 }
 
 // DefaultStart is where a trace without absolute times begins: a Monday,
@@ -83,10 +93,19 @@ func (t *Trace) skip(reason string) {
 // CSVHeader is the header of a CSV trace.
 const CSVHeader = "job_id,pool,queued_at,duration"
 
+// csvAttrColumns are the optional columns of a CSV trace that routing
+// rules match on (routing.Attrs): labels as k=v pairs separated by ';',
+// the preferred provider, the image, cpu_millis, memory_mb and gpu
+// (true or false).
+var csvAttrColumns = []string{"labels", "provider", "image", "cpu_millis", "memory_mb", "gpu"}
+
 // ReadCSV reads a trace with the header job_id,pool,queued_at,duration:
 // queued_at in seconds from the trace's start or an RFC 3339 time,
 // duration in seconds of running time (or a Go duration such as 5m). With
 // RFC 3339 times the trace starts at the earliest; otherwise at start.
+// The optional columns labels, provider, image, cpu_millis, memory_mb and
+// gpu are what routing rules match on (RouteTrace); with them the pool
+// column may be left out or empty, for the rules to choose.
 func ReadCSV(r io.Reader, start time.Time) (*Trace, error) {
 	cr := csv.NewReader(r)
 	cr.TrimLeadingSpace = true
@@ -100,10 +119,21 @@ func ReadCSV(r io.Reader, start time.Time) (*Trace, error) {
 	for i, h := range head {
 		col[strings.TrimSpace(strings.ToLower(h))] = i
 	}
+	hasAttrs := false
+	for _, h := range csvAttrColumns {
+		_, ok := col[h]
+		hasAttrs = hasAttrs || ok
+	}
 	for _, h := range strings.Split(CSVHeader, ",") {
-		if _, ok := col[h]; !ok {
+		if _, ok := col[h]; !ok && (h != "pool" || !hasAttrs) {
 			return nil, fmt.Errorf("CSV header %q lacks column %q: want %s", strings.Join(head, ","), h, CSVHeader)
 		}
+	}
+	field := func(rec []string, name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
 	}
 	type row struct {
 		job   Job
@@ -121,9 +151,14 @@ func ReadCSV(r io.Reader, start time.Time) (*Trace, error) {
 			return nil, fmt.Errorf("CSV line %d: %w", line, err)
 		}
 		var x row
-		x.job.ID, x.job.Pool = rec[col["job_id"]], rec[col["pool"]]
-		if x.job.ID == "" || x.job.Pool == "" {
-			return nil, fmt.Errorf("CSV line %d: job_id and pool are required", line)
+		x.job.ID, x.job.Pool = rec[col["job_id"]], field(rec, "pool")
+		if x.job.ID == "" || (x.job.Pool == "" && !hasAttrs) {
+			return nil, fmt.Errorf("CSV line %d: job_id and pool are required (pool may be empty only with columns for routing rules: %s)", line, strings.Join(csvAttrColumns, ", "))
+		}
+		if hasAttrs {
+			if x.job.Attrs, err = csvAttrs(field, rec); err != nil {
+				return nil, fmt.Errorf("CSV line %d: %w", line, err)
+			}
 		}
 		q := strings.TrimSpace(rec[col["queued_at"]])
 		if secs, err := strconv.ParseFloat(q, 64); err == nil && secs >= 0 {
@@ -161,15 +196,87 @@ func ReadCSV(r io.Reader, start time.Time) (*Trace, error) {
 	return tr, nil
 }
 
+// csvAttrs reads a row's routing attributes.
+func csvAttrs(field func([]string, string) string, rec []string) (routing.Attrs, error) {
+	a := routing.Attrs{Provider: field(rec, "provider"), Image: field(rec, "image")}
+	if l := field(rec, "labels"); l != "" {
+		a.Labels = map[string]string{}
+		for _, kv := range strings.Split(l, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok || strings.TrimSpace(k) == "" {
+				return a, fmt.Errorf("labels %q: want key=value pairs separated by ';'", l)
+			}
+			a.Labels[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		to   *int64
+	}{{"cpu_millis", &a.CPUMillis}, {"memory_mb", &a.MemoryMB}} {
+		if v := field(rec, n.name); v != "" {
+			x, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || x < 0 {
+				return a, fmt.Errorf("%s %q: want a whole number, not negative", n.name, v)
+			}
+			*n.to = x
+		}
+	}
+	if v := field(rec, "gpu"); v != "" {
+		g, err := strconv.ParseBool(v)
+		if err != nil {
+			return a, fmt.Errorf("gpu %q: want true or false", v)
+		}
+		a.GPU = g
+	}
+	return a, nil
+}
+
 // WriteCSV writes the trace in the CSV form ReadCSV reads, with queued_at
-// in seconds from the start.
+// in seconds from the start, and the routing columns when a job has
+// routing attributes or no pool.
 func WriteCSV(w io.Writer, t *Trace) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "# start %s\n%s\n", t.Start.UTC().Format(time.RFC3339), CSVHeader)
+	attrs := slices.ContainsFunc(t.Jobs, func(j Job) bool { return j.Pool == "" || !attrsEmpty(j.Attrs) })
+	head := CSVHeader
+	if attrs {
+		head += "," + strings.Join(csvAttrColumns, ",")
+	}
+	fmt.Fprintf(bw, "# start %s\n%s\n", t.Start.UTC().Format(time.RFC3339), head)
+	cw := csv.NewWriter(bw)
 	for _, j := range t.Jobs {
-		fmt.Fprintf(bw, "%s,%s,%s,%s\n", j.ID, j.Pool, fmtSeconds(j.Queued), fmtSeconds(j.Duration))
+		rec := []string{j.ID, j.Pool, fmtSeconds(j.Queued), fmtSeconds(j.Duration)}
+		if attrs {
+			a := j.Attrs
+			keys := slices.Sorted(maps.Keys(a.Labels))
+			kv := make([]string, len(keys))
+			for i, k := range keys {
+				kv[i] = k + "=" + a.Labels[k]
+			}
+			num := func(v int64) string {
+				if v == 0 {
+					return ""
+				}
+				return strconv.FormatInt(v, 10)
+			}
+			gpu := ""
+			if a.GPU {
+				gpu = "true"
+			}
+			rec = append(rec, strings.Join(kv, ";"), a.Provider, a.Image, num(a.CPUMillis), num(a.MemoryMB), gpu)
+		}
+		if err := cw.Write(rec); err != nil {
+			return fmt.Errorf("writing the CSV trace: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("writing the CSV trace: %w", err)
 	}
 	return bw.Flush()
+}
+
+func attrsEmpty(a routing.Attrs) bool {
+	return a.Provider == "" && a.Image == "" && len(a.Labels) == 0 && a.CPUMillis == 0 && a.MemoryMB == 0 && !a.GPU
 }
 
 func fmtSeconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
@@ -200,6 +307,8 @@ type Event struct {
 	Time  time.Time
 	// Duration is data.labels.duration of a queued event, if any.
 	Duration time.Duration
+	// Attrs are a queued event's labels and resources, for routing rules.
+	Attrs routing.Attrs
 }
 
 // FromEvents folds job events (the HODEI_JOBS stream, or its NDJSON dump)
@@ -218,6 +327,7 @@ func FromEvents(evs []Event) *Trace {
 		pool                       string
 		queued, started, finished  time.Time
 		label                      time.Duration
+		attrs                      routing.Attrs
 		hasQ, hasS, hasF, hasLabel bool
 		order                      int
 	}
@@ -233,7 +343,7 @@ func FromEvents(evs []Event) *Trace {
 		switch e.Kind {
 		case domain.JobQueued:
 			if !a.hasQ {
-				a.queued, a.hasQ = e.Time, true
+				a.queued, a.hasQ, a.attrs = e.Time, true, e.Attrs
 			}
 			if e.Duration > 0 {
 				a.label, a.hasLabel = e.Duration, true
@@ -280,7 +390,7 @@ func FromEvents(evs []Event) *Trace {
 			tr.skip("no finished event and no labels.duration")
 			continue
 		}
-		all = append(all, found{Job{ID: id, Pool: a.pool, Duration: d}, q})
+		all = append(all, found{Job{ID: id, Pool: a.pool, Duration: d, Attrs: a.attrs}, q})
 	}
 	if len(all) == 0 {
 		tr.Start = DefaultStart
@@ -347,12 +457,23 @@ func ReadNDJSON(r io.Reader) (*Trace, error) {
 		if ce.Data.JobID == "" || pool == "" || ce.Time.IsZero() {
 			return nil, fmt.Errorf("NDJSON line %d: a job event needs time, data.job_id and data.pool", line)
 		}
-		evs = append(evs, Event{Kind: kind, Pool: pool, JobID: ce.Data.JobID, Time: ce.Time, Duration: labelDuration(ce.Data.Labels)})
+		evs = append(evs, Event{Kind: kind, Pool: pool, JobID: ce.Data.JobID, Time: ce.Time, Duration: labelDuration(ce.Data.Labels),
+			Attrs: eventAttrs(ce.Data.Labels, ce.Data.Resources)})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading NDJSON: %w", err)
 	}
 	return FromEvents(evs), nil
+}
+
+// eventAttrs are what a job event of the contract says that routing
+// rules match on.
+func eventAttrs(labels map[string]string, res *domain.Resources) routing.Attrs {
+	a := routing.Attrs{Labels: labels}
+	if res != nil {
+		a.CPUMillis, a.MemoryMB = res.CPUMillis, res.MemoryMB
+	}
+	return a
 }
 
 func labelDuration(labels map[string]string) time.Duration {

@@ -27,7 +27,7 @@ func TestReadCSV(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []Job{{"a", "p", 0, 1500 * time.Millisecond}, {"b", "p", 12500 * time.Millisecond, time.Minute}, {"c", "q", 12500 * time.Millisecond, 2 * time.Minute}}
+		want := []Job{{ID: "a", Pool: "p", Duration: 1500 * time.Millisecond}, {ID: "b", Pool: "p", Queued: 12500 * time.Millisecond, Duration: time.Minute}, {ID: "c", Pool: "q", Queued: 12500 * time.Millisecond, Duration: 2 * time.Minute}}
 		if fmt.Sprint(tr.Jobs) != fmt.Sprint(want) || !tr.Start.Equal(DefaultStart) {
 			t.Errorf("jobs %v start %v", tr.Jobs, tr.Start)
 		}
@@ -44,8 +44,32 @@ func TestReadCSV(t *testing.T) {
 			t.Errorf("start %v jobs %v", tr.Start, tr.Jobs)
 		}
 	})
+	t.Run("routing columns, no pool column", func(t *testing.T) {
+		tr, err := ReadCSV(strings.NewReader("job_id,queued_at,duration,labels,provider,image,cpu_millis,memory_mb,gpu\n"+
+			"a,1,10,arch=arm64; team = x,k8s,rust:1,500,1024,true\nb,2,10,,,,,,\n"), DefaultStart)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := tr.Jobs[0].Attrs
+		if tr.Jobs[0].Pool != "" || a.Labels["arch"] != "arm64" || a.Labels["team"] != "x" || a.Provider != "k8s" || a.Image != "rust:1" ||
+			a.CPUMillis != 500 || a.MemoryMB != 1024 || !a.GPU || !attrsEmpty(tr.Jobs[1].Attrs) {
+			t.Errorf("jobs %+v", tr.Jobs)
+		}
+		var b bytes.Buffer
+		if err := WriteCSV(&b, tr); err != nil {
+			t.Fatal(err)
+		}
+		back, err := ReadCSV(&b, DefaultStart)
+		if err != nil || fmt.Sprint(back.Jobs) != fmt.Sprint(tr.Jobs) {
+			t.Errorf("round trip: %v %v, want %v", err, back, tr.Jobs)
+		}
+	})
 	for _, bad := range []struct{ name, in, want string }{
 		{"missing column", "job_id,pool,queued_at\n", "lacks column \"duration\""},
+		{"no pool and no routing column", "job_id,queued_at,duration\na,1,1\n", "lacks column \"pool\""},
+		{"bad labels", "job_id,queued_at,duration,labels\na,1,1,arch\n", "line 2: labels"},
+		{"bad cpu", "job_id,queued_at,duration,cpu_millis\na,1,1,-5\n", "line 2: cpu_millis"},
+		{"bad gpu", "job_id,queued_at,duration,gpu\na,1,1,maybe\n", "line 2: gpu"},
 		{"bad time", "job_id,pool,queued_at,duration\na,p,yesterday,1\n", "line 2: queued_at"},
 		{"negative duration", "job_id,pool,queued_at,duration\na,p,1,-1\n", "line 2: duration"},
 		{"mixed time forms", "job_id,pool,queued_at,duration\na,p,1,1\nb,p,2026-01-01T00:00:00Z,1\n", "mixes"},
@@ -110,7 +134,11 @@ func TestReadNDJSON(t *testing.T) {
 	for _, j := range tr.Jobs {
 		got[j.ID] = j
 	}
-	want := map[string]Job{
+	type timing struct {
+		ID, Pool         string
+		Queued, Duration time.Duration
+	}
+	want := map[string]timing{
 		"full":      {"full", "p", 0, 60 * time.Second},                // started 20 → finished 80
 		"label":     {"label", "p", 5 * time.Second, 90 * time.Second}, // labels.duration
 		"nostart":   {"nostart", "p", 6 * time.Second, 40 * time.Second},
@@ -122,9 +150,12 @@ func TestReadNDJSON(t *testing.T) {
 		t.Errorf("jobs %v", tr.Jobs)
 	}
 	for id, w := range want {
-		if got[id] != w {
+		if g := got[id]; (timing{g.ID, g.Pool, g.Queued, g.Duration}) != w {
 			t.Errorf("%s = %+v, want %+v", id, got[id], w)
 		}
+	}
+	if got["gostyle"].Attrs.Labels["duration"] != "2m" { // the queued event's labels, for routing rules
+		t.Errorf("gostyle attrs %+v", got["gostyle"].Attrs)
 	}
 	if !tr.Start.Equal(t0) || tr.Skipped["no finished event and no labels.duration"] != 1 {
 		t.Errorf("start %v skipped %v", tr.Start, tr.Skipped)

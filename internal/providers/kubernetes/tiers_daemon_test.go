@@ -23,7 +23,7 @@ import (
 
 // sleeperImage is a Docker image whose container runs until stopped: the
 // Docker tier's workers (jobs are driven by the test's events).
-func sleeperImage(t *testing.T) string {
+func sleeperImage(t testing.TB) string {
 	t.Helper()
 	const tag = "hodei-tiers-test-sleeper:test"
 	sleeper.Do(func() {
@@ -38,7 +38,7 @@ var sleeper sync.Once
 
 // tieredPool is a pool with a Docker tier (behind host) of dockerMax
 // workers, then a Kubernetes tier in ns of k8sMax.
-func tieredPool(t *testing.T, c interface{ KubeconfigPath() string }, name, ns, host string, dockerMax, k8sMax int) config.Pool {
+func tieredPool(t testing.TB, c interface{ KubeconfigPath() string }, name, ns, host string, dockerMax, k8sMax int) config.Pool {
 	p := config.PoolDefaults()
 	p.Name = name
 	p.JobsPerWorker = 1
