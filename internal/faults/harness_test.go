@@ -860,12 +860,15 @@ func holds(t *testing.T, d time.Duration, what string, cond func() bool) {
 // startFakePool starts an in-process daemon on cfg with one pool "p1" on a
 // fake provider (idle workers held an hour, so only the events move them)
 // and connects the test's own client to its bus.
-func startFakePool(t *testing.T, cfg config.Config) (*inProc, *fakeprovider.Provider, jetstream.JetStream, *bustest.Jobs) {
+func startFakePool(t *testing.T, cfg config.Config, tweak ...func(*config.Pool)) (*inProc, *fakeprovider.Provider, jetstream.JetStream, *bustest.Jobs) {
 	t.Helper()
 	p := config.PoolDefaults()
 	p.Name = "p1"
 	p.Docker.Image = "unused"
 	p.IdleTimeout = config.Fixed(time.Hour)
+	for _, f := range tweak {
+		f(&p)
+	}
 	cfg.Pools = []config.Pool{p}
 	fake := fakeprovider.New("p1")
 	d := startInProc(t, cfg, app.Options{Providers: func(string, config.Pool, zerolog.Logger) (providers.Provider, error) {
