@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hodei/hodei-autoscaler/internal/config"
+	"github.com/hodei/hodei-autoscaler/internal/inputs"
 	"github.com/hodei/hodei-autoscaler/internal/inputs/hodeijobs"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
 )
@@ -25,10 +26,18 @@ func TestHodeiWorkerHeartbeat(t *testing.T) {
 	_, hjs := bustest.Connect(t, srv.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := hjs.CreateStream(ctx, jetstream.StreamConfig{
+	st, err := hjs.CreateStream(ctx, jetstream.StreamConfig{
 		Name: "HODEI_EVENTS", Subjects: []string{"hodei.events.>"}, Retention: jetstream.InterestPolicy,
 		MaxAge: 24 * time.Hour, MaxBytes: 1 << 30, MaxMsgs: 1_000_000, Storage: jetstream.FileStorage, Replicas: 1, Discard: jetstream.DiscardOld,
-	}); err != nil {
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hodei's own consumer: on an interest stream a message nobody has an
+	// interest in is not kept.
+	if _, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "HODEI_EVENTS-hodei-events-coordinator",
+		DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		MaxDeliver: 5, MaxAckPending: 1000, FilterSubject: "hodei.events.>"}); err != nil {
 		t.Fatal(err)
 	}
 	publish := func(entity, variant string, fields map[string]any) {
@@ -48,6 +57,15 @@ func TestHodeiWorkerHeartbeat(t *testing.T) {
 	d, fake, _, _ := startFakePool(t, cfg, func(p *config.Pool) {
 		p.HeartbeatTimeout = config.Duration(timeout)
 		p.IdleWorkers = config.IdleWorkers{Count: 0}
+	})
+	bustest.Eventually(t, 20*time.Second, "the daemon's stream sourcing HODEI_EVENTS", func() bool {
+		own, err := hjs.Stream(ctx, inputs.OwnStream(cfg.InputList()[0]))
+		if err != nil {
+			return false
+		}
+		info, err := own.Info(ctx)
+		// Active is -1 until the server has attached the source.
+		return err == nil && len(info.Sources) == 1 && info.Sources[0].Error == nil && info.Sources[0].Active >= 0
 	})
 	status := func() poolStatus {
 		st, _ := pools(d.url("/v1/pools"))
