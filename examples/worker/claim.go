@@ -87,15 +87,35 @@ func (w *worker) claim(jobID string) (uint64, error) {
 	switch {
 	case strings.HasPrefix(v, "done:"):
 		return 0, fmt.Errorf("%w (it ran on worker %s)", errClaimed, strings.TrimPrefix(v, "done:"))
+	case v == string(mine) && !w.run.has(jobID):
+		// Our own claim of a run that never began (its create answered
+		// after a timeout, say): ours to take at once.
 	case time.Since(e.Created()) < w.staleAfter():
 		return 0, fmt.Errorf("%w: %s", errBusyElsewhere, strings.TrimPrefix(v, "run:"))
 	}
 	rev, err = kv.Update(ctx, key, mine, e.Revision())
 	if err != nil {
-		return 0, fmt.Errorf("%w: taking over the stale claim lost the race: %v", errBusyElsewhere, err)
+		return 0, fmt.Errorf("%w: taking over the claim lost the race: %v", errBusyElsewhere, err)
 	}
-	w.log.Printf("job %s: claim of %s not refreshed for %s: taken over", jobID, v, w.staleAfter())
+	if v != string(mine) {
+		w.log.Printf("job %s: claim of %s not refreshed for %s: taken over", jobID, v, w.staleAfter())
+	}
 	return rev, nil
+}
+
+// release gives up a claim whose run never began (its started could not
+// be published), so the job's next delivery runs at once on any worker
+// rather than after staleAfter. It deletes only the revision we wrote.
+func (w *worker) release(jobID string, rev uint64) {
+	kv, err := w.claimsBucket()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := kv.Delete(ctx, claimKey(w.s.Pool, jobID), jetstream.LastRevision(rev)); err != nil {
+		w.log.Printf("job %s: releasing the claim: %v (another worker takes it over after %s)", jobID, err, w.staleAfter())
+	}
 }
 
 // claimsBucket opens the bucket at the first claim (slots claim at once).

@@ -41,6 +41,13 @@ func (r *running) set(id string, on bool) {
 	}
 }
 
+func (r *running) has(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.jobs[id]
+	return ok
+}
+
 func (r *running) list() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

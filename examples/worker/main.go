@@ -389,6 +389,7 @@ func (w *worker) handle(msg jetstream.Msg) {
 	defer w.run.remove(j.ID)
 	if err := w.publish(domain.JobStarted, j.ID, ""); err != nil {
 		w.log.Printf("job %s: publishing started: %v; handing the job back", j.ID, err)
+		w.release(j.ID, rev)
 		_ = msg.Nak()
 		return
 	}

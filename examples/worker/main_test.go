@@ -158,11 +158,14 @@ func (b *bus) consumerSettled() {
 
 // startWorker runs the worker until the returned stop function is called;
 // stop cancels its context and returns run's error once it has returned.
-func startWorker(t *testing.T, url string, slots int) (workerID string, stop func() error) {
+func startWorker(t *testing.T, url string, slots int, tweak ...func(*settings)) (workerID string, stop func() error) {
 	t.Helper()
 	s := settings{
 		WorkerID: newUUID(), Pool: testPool, Slots: slots, NATSURL: url, Prefix: "hodei",
 		FetchWait: 200 * time.Millisecond, RetryDelay: 50 * time.Millisecond,
+	}
+	for _, f := range tweak {
+		f(&s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -466,4 +469,120 @@ func TestClaimKeepsRedeliveryFromRunningTwice(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A claim is the worker's word that it runs the job: a claim whose
+// worker died (no refresh, its heartbeat for the job) is taken over after
+// twice AckWait so the job is not stranded; a claim its live worker keeps
+// refreshing is never taken, and once it is done the job is acknowledged
+// without running; a worker's own claim of a run that never began (a
+// create answered after its timeout, a restart under the same id) is
+// taken at once. Real NATS, the worker's own code.
+func TestClaimStaleTakeover(t *testing.T) {
+	const ackWait = 500 * time.Millisecond // stale after 1s
+	fast := func(s *settings) { s.AckWait = ackWait }
+	setup := func(t *testing.T) (*bus, jetstream.KeyValue) {
+		t.Helper()
+		b := newBus(t, startNATS(t))
+		b.createStream()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: ClaimsBucket, History: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, kv
+	}
+	claimAs := func(t *testing.T, kv jetstream.KeyValue, job, worker string) (uint64, time.Time) {
+		t.Helper()
+		rev, err := kv.Create(context.Background(), claimKey(testPool, job), []byte("run:"+worker))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := kv.Get(context.Background(), claimKey(testPool, job))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev, e.Created()
+	}
+	claimOf := func(t *testing.T, kv jetstream.KeyValue, job string) string {
+		t.Helper()
+		e, err := kv.Get(context.Background(), claimKey(testPool, job))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(e.Value())
+	}
+
+	t.Run("dead worker's claim taken over after twice AckWait", func(t *testing.T) {
+		b, kv := setup(t)
+		_, claimed := claimAs(t, kv, "orphan", newUUID()) // its worker died mid-job
+		id, stop := startWorker(t, b.nc.ConnectedUrl(), 1, fast)
+		b.queue("orphan", map[string]string{"duration": "10ms"})
+		o := b.next(20 * time.Second)
+		checkEvent(t, o, "started", "orphan", id, "")
+		if stale := claimed.Add(2 * ackWait); o.at.Before(stale) {
+			t.Errorf("started %s after the dead worker's claim, before it was stale (%s)", o.at.Sub(claimed), 2*ackWait)
+		}
+		checkEvent(t, b.next(10*time.Second), "finished", "orphan", id, domain.OutcomeSucceeded)
+		b.consumerSettled()
+		if got := claimOf(t, kv, "orphan"); got != "done:"+id {
+			t.Errorf("claim %q, want done:%s", got, id)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("live worker's refreshed claim never taken; done is acknowledged", func(t *testing.T) {
+		b, kv := setup(t)
+		other := newUUID()
+		rev, _ := claimAs(t, kv, "elsewhere", other)
+		_, stop := startWorker(t, b.nc.ConnectedUrl(), 1, fast)
+		b.queue("elsewhere", map[string]string{"duration": "10ms"})
+		// The other worker runs it for 4 stale periods, refreshing its
+		// claim as the example worker does with each ack extension.
+		for end := time.Now().Add(8 * ackWait); time.Now().Before(end); {
+			select {
+			case m := <-b.events:
+				t.Fatalf("a job another live worker runs was taken: %s %s", m.Subject, m.Data)
+			case <-time.After(ackWait / 3): // the refresh's pace, not a wait for a result
+			}
+			var err error
+			if rev, err = kv.Update(context.Background(), claimKey(testPool, "elsewhere"), []byte("run:"+other), rev); err != nil {
+				t.Fatalf("refreshing the other worker's claim: %v (the worker took it over)", err)
+			}
+		}
+		if _, err := kv.Put(context.Background(), claimKey(testPool, "elsewhere"), []byte("done:"+other)); err != nil {
+			t.Fatal(err)
+		}
+		b.consumerSettled() // the next delivery finds done and acknowledges
+		select {
+		case m := <-b.events:
+			t.Fatalf("a job done elsewhere ran: %s %s", m.Subject, m.Data)
+		default:
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("own claim of a run that never began taken at once", func(t *testing.T) {
+		b, kv := setup(t)
+		id := newUUID()
+		claimAs(t, kv, "mine", id)
+		// AckWait 30s: were the claim only taken when stale, that would be
+		// a minute away, past next's 20s.
+		_, stop := startWorker(t, b.nc.ConnectedUrl(), 1, func(s *settings) { s.WorkerID = id })
+		b.queue("mine", map[string]string{"duration": "10ms"})
+		checkEvent(t, b.next(20*time.Second), "started", "mine", id, "")
+		checkEvent(t, b.next(10*time.Second), "finished", "mine", id, domain.OutcomeSucceeded)
+		b.consumerSettled() // acknowledged after the claim is marked done
+		if got := claimOf(t, kv, "mine"); got != "done:"+id {
+			t.Errorf("claim %q, want done:%s", got, id)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -29,7 +29,8 @@ type Input struct {
 	Format string `yaml:"format"`
 	// Subjects filter what is read. cloudevents: under <prefix>.jobs.
 	// (default <prefix>.jobs.>); hodei-jobs: under hodei.events. (default
-	// hodei.events.jobs.>).
+	// hodei.events.jobs.> and hodei.events.workers.workerheartbeat, the
+	// workers' own word on the job they run).
 	Subjects []string `yaml:"subjects"`
 	// Stream is the Hodei server's stream (hodei-jobs only; default
 	// HODEI_EVENTS).
@@ -64,7 +65,7 @@ func (c *Config) InputList() []Input {
 			}
 		case FormatHodeiJobs:
 			if len(in.Subjects) == 0 {
-				in.Subjects = []string{"hodei.events.jobs.>"}
+				in.Subjects = []string{"hodei.events.jobs.>", "hodei.events.workers.workerheartbeat"}
 			}
 			if in.Stream == "" {
 				in.Stream = DefaultHodeiStream

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 )
 
@@ -97,4 +98,16 @@ type Delivery struct {
 	// Seq is the message's stream sequence (0 for a marker), valid or
 	// not: the engine knows from it which messages it has already read.
 	Seq uint64
+	// Heartbeat, when set, is a worker's report read from an input's
+	// stream (Hodei's WorkerHeartbeat) rather than a job event: it goes
+	// where the workers' own heartbeats go (docs/events.md).
+	Heartbeat *WorkerReport
+}
+
+// WorkerReport is a worker's word on the jobs it runs, at a time.
+type WorkerReport struct {
+	Pool   PoolName
+	Worker WorkerID
+	Jobs   []JobID
+	Time   time.Time
 }

@@ -17,6 +17,17 @@ import (
 // Heartbeat records worker id's report that it runs jobs jobs. It returns
 // Ignored with a reason for a worker this daemon does not run in pool.
 func (e *Engine) Heartbeat(pool domain.PoolName, id domain.WorkerID, jobs int, now time.Time) (Result, string) {
+	return e.HeartbeatAt(pool, id, jobs, now, now)
+}
+
+// HeartbeatAt records a report made at at (no later than now), read from
+// a stream rather than heard live: it is believed for the heartbeat
+// timeout from at, and one already older than that is Ignored (old news,
+// not invalid: a fold of the stream meets many).
+func (e *Engine) HeartbeatAt(pool domain.PoolName, id domain.WorkerID, jobs int, at, now time.Time) (Result, string) {
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
 	p := e.pools[pool]
 	if p == nil {
 		return Ignored, domain.ReasonUnknownPool
@@ -30,10 +41,16 @@ func (e *Engine) Heartbeat(pool domain.PoolName, id domain.WorkerID, jobs int, n
 		}
 		return Ignored, domain.ReasonUnknownWorker
 	}
-	w.hbAt, w.hbJobs = now, max(jobs, 0)
+	if p.cfg.Heartbeat > 0 && now.Sub(at) >= p.cfg.Heartbeat {
+		return Ignored, ""
+	}
+	if at.Before(w.hbAt) {
+		return Ignored, "" // an older word than the one believed
+	}
+	w.hbAt, w.hbJobs = at, max(jobs, 0)
 	p.refreshBusy(w, now)
 	if p.cfg.Heartbeat > 0 {
-		p.wake(now.Add(p.cfg.Heartbeat))
+		p.wake(at.Add(p.cfg.Heartbeat))
 	}
 	return Applied, ""
 }

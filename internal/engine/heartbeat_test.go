@@ -94,3 +94,53 @@ func TestHeartbeatIdleToBusyAndStopCarriesDrainTimeout(t *testing.T) {
 		t.Fatalf("stop op %+v, want grace 5s and drain timeout 2h", stop)
 	}
 }
+
+// A report read from a stream (HeartbeatAt) is believed from when it was
+// made: one older than the timeout is ignored, one made 20s ago (timeout
+// 30s) keeps the worker busy 10s more, an older word than the one
+// believed changes nothing, and one from the future counts from now.
+func TestHeartbeatAtBelievedFromItsTime(t *testing.T) {
+	cases := []struct {
+		name     string
+		age      time.Duration // now - the report's time
+		wantRes  Result
+		busyFor  time.Duration // how long the worker stays busy (0: not made busy)
+		previous time.Duration // a report believed before, this old (0: none)
+	}{
+		{"made 40s ago, timeout 30s: old news", 40 * time.Second, Ignored, 0, 0},
+		{"made 20s ago: busy for 10s more", 20 * time.Second, Applied, 10 * time.Second, 0},
+		{"made now", 0, Applied, 30 * time.Second, 0},
+		{"from the future: counts from now", -time.Hour, Applied, 30 * time.Second, 0},
+		{"older than the word believed: ignored", 20 * time.Second, Ignored, 25 * time.Second, 5 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, func(pc *PoolConfig) {
+				pc.Settings.IdleTimeout = time.Hour
+				pc.Heartbeat = 30 * time.Second
+			})
+			w := domain.NewWorkerID()
+			h.start(domain.Worker{ID: w, Pool: testPool, Phase: domain.PhaseReady})
+			if c.previous > 0 {
+				if res, _ := h.e.HeartbeatAt(testPool, w, 1, h.now.Add(-c.previous), h.now); res != Applied {
+					t.Fatalf("previous report: %s", res)
+				}
+			}
+			if res, reason := h.e.HeartbeatAt(testPool, w, 1, h.now.Add(-c.age), h.now); res != c.wantRes || reason != "" {
+				t.Fatalf("HeartbeatAt: %s %q, want %s", res, reason, c.wantRes)
+			}
+			busy := func() bool {
+				st, _ := h.e.Pool(testPool).WorkerState(w)
+				return st == domain.StateBusy
+			}
+			start := h.now
+			for busy() && h.now.Sub(start) < time.Hour {
+				h.advance(time.Second)
+				h.e.Tick(h.now)
+			}
+			if got := h.now.Sub(start); (c.busyFor == 0 && got != 0) || (c.busyFor > 0 && (got < c.busyFor || got > c.busyFor+time.Second)) {
+				t.Fatalf("busy for %s, want %s", got, c.busyFor)
+			}
+		})
+	}
+}

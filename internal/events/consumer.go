@@ -27,7 +27,7 @@ type Consumer struct {
 	// Stream and Filters say what to read: HODEI_JOBS and the job
 	// subjects when empty. DecodeMsg, when set, decodes instead of
 	// Decoder (another input format, internal/inputs); it fills the
-	// delivery's Event, Err, Type and Ignored.
+	// delivery's Event, Err, Type, Ignored and Heartbeat.
 	Stream    string
 	Filters   []string
 	DecodeMsg func(subject string, h nats.Header, data []byte) domain.Delivery
@@ -90,7 +90,7 @@ func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 	}
 	if c.DecodeMsg != nil {
 		got := c.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data())
-		d.Event, d.Err, d.Type, d.Ignored = got.Event, got.Err, got.Type, got.Ignored
+		d.Event, d.Err, d.Type, d.Ignored, d.Heartbeat = got.Event, got.Err, got.Type, got.Ignored, got.Heartbeat
 		if d.Err == nil && !d.Ignored && md != nil {
 			d.Event.Seq, d.Event.Stored = md.Sequence.Stream, md.Timestamp
 		}

@@ -616,6 +616,45 @@ type truth struct {
 type jobEvent struct {
 	kind string // queued, started, finished
 	data domain.JobData
+	at   time.Time // the event's time (its publisher's clock: this host)
+}
+
+// lifecycleEvent is one worker lifecycle event the daemon published.
+type lifecycleEvent struct {
+	state  string // the lifecycle state: draining, stopped, ...
+	worker string
+	at     time.Time
+}
+
+// readLifecycle reads HODEI_WORKERS from its first message to its last and
+// returns pool's worker lifecycle events, in order: the stream keeps them
+// across restarts of the daemon, which its logs do not.
+func readLifecycle(t *testing.T, js jetstream.JetStream, pool string) []lifecycleEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, events.StreamWorkers)
+	if err != nil {
+		t.Fatalf("reading %s: %v", events.StreamWorkers, err)
+	}
+	st := s.CachedInfo().State
+	var out []lifecycleEvent
+	for seq := st.FirstSeq; seq <= st.LastSeq && st.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("reading %s seq %d: %v", events.StreamWorkers, seq, err)
+		}
+		var ce domain.CloudEvent
+		var d domain.WorkerEventData
+		if json.Unmarshal(m.Data, &ce) != nil || !strings.HasPrefix(ce.Type, domain.TypeWorkerPrefix) || json.Unmarshal(ce.Data, &d) != nil || d.Pool != pool {
+			continue
+		}
+		out = append(out, lifecycleEvent{state: strings.TrimPrefix(ce.Type, domain.TypeWorkerPrefix), worker: d.WorkerID, at: ce.Time})
+	}
+	return out
 }
 
 // readJobEvents reads HODEI_JOBS from its first message to its last and
@@ -647,7 +686,7 @@ func readJobEvents(t *testing.T, js jetstream.JetStream, pool string) []jobEvent
 		if len(parts) != 4 || parts[2] != pool {
 			continue
 		}
-		out = append(out, jobEvent{kind: parts[3], data: d})
+		out = append(out, jobEvent{kind: parts[3], data: d, at: ce.Time})
 	}
 	return out
 }
@@ -825,12 +864,15 @@ func holds(t *testing.T, d time.Duration, what string, cond func() bool) {
 // startFakePool starts an in-process daemon on cfg with one pool "p1" on a
 // fake provider (idle workers held an hour, so only the events move them)
 // and connects the test's own client to its bus.
-func startFakePool(t *testing.T, cfg config.Config) (*inProc, *fakeprovider.Provider, jetstream.JetStream, *bustest.Jobs) {
+func startFakePool(t *testing.T, cfg config.Config, tweak ...func(*config.Pool)) (*inProc, *fakeprovider.Provider, jetstream.JetStream, *bustest.Jobs) {
 	t.Helper()
 	p := config.PoolDefaults()
 	p.Name = "p1"
 	p.Docker.Image = "unused"
 	p.IdleTimeout = config.Fixed(time.Hour)
+	for _, f := range tweak {
+		f(&p)
+	}
 	cfg.Pools = []config.Pool{p}
 	fake := fakeprovider.New("p1")
 	d := startInProc(t, cfg, app.Options{Providers: func(string, config.Pool, zerolog.Logger) (providers.Provider, error) {

@@ -96,7 +96,7 @@ func (s *Set) consumer(in config.Input) *events.Consumer {
 		hd := hodeijobs.New(in.Router(), s.cfg.NATS.MaxEventBytes)
 		c.DecodeMsg = func(_ string, _ nats.Header, data []byte) domain.Delivery {
 			r := hd.Decode(data)
-			return domain.Delivery{Event: r.Event, Err: r.Err, Type: r.Type, Ignored: r.Ignored}
+			return domain.Delivery{Event: r.Event, Err: r.Err, Type: r.Type, Ignored: r.Ignored, Heartbeat: r.Heartbeat}
 		}
 	default:
 		if !isDefault(s.subjects, in) {

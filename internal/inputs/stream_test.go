@@ -15,7 +15,8 @@ import (
 )
 
 // The daemon's stream sources HODEI_EVENTS through subject transforms: only
-// the input's subjects arrive, renamed under <prefix>.in.<input>., and
+// the input's subjects (by default the job events and the workers'
+// heartbeats) arrive, renamed under <prefix>.in.<input>., and
 // they stay after Hodei's consumers acknowledged them. Made before
 // HODEI_EVENTS exists, it picks the stream up once Hodei creates it.
 func TestOwnStreamSourcesHodeiEvents(t *testing.T) {
@@ -47,14 +48,14 @@ func TestOwnStreamSourcesHodeiEvents(t *testing.T) {
 		// Active is -1 until the server has attached the source.
 		return info.Sources[0].Error == nil && info.Sources[0].Active >= 0
 	})
-	for _, s := range []string{"hodei.events.jobs.jobqueued", "hodei.events.workers.workerheartbeat", "hodei.events.jobs.jobstatuschanged"} {
+	for _, s := range []string{"hodei.events.jobs.jobqueued", "hodei.events.workers.workerregistered", "hodei.events.workers.workerheartbeat", "hodei.events.jobs.jobstatuschanged"} {
 		if _, err := js.Publish(ctx, s, []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	own := inputs.OwnStream(cfg.InputList()[0])
 	var subjects map[string]uint64
-	bustest.Eventually(t, 20*time.Second, "two job events sourced", func() bool {
+	bustest.Eventually(t, 20*time.Second, "two job events and a heartbeat sourced", func() bool {
 		st, err := js.Stream(ctx, own)
 		if err != nil {
 			return false
@@ -64,9 +65,9 @@ func TestOwnStreamSourcesHodeiEvents(t *testing.T) {
 			return false
 		}
 		subjects = info.State.Subjects
-		return info.State.Msgs == 2
+		return info.State.Msgs == 3
 	})
-	for _, want := range []string{"hodei.in.hodei.hodei.events.jobs.jobqueued", "hodei.in.hodei.hodei.events.jobs.jobstatuschanged"} {
+	for _, want := range []string{"hodei.in.hodei.hodei.events.jobs.jobqueued", "hodei.in.hodei.hodei.events.workers.workerheartbeat", "hodei.in.hodei.hodei.events.jobs.jobstatuschanged"} {
 		if subjects[want] != 1 {
 			t.Errorf("subjects %v lack %s", subjects, want)
 		}

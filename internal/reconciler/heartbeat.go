@@ -1,6 +1,8 @@
 package reconciler
 
 import (
+	"time"
+
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 )
 
@@ -27,5 +29,21 @@ func (r *Reconciler) heartbeat(hb heartbeat) {
 	if reason != "" {
 		r.m.EventsDropped.WithLabelValues(reason).Inc()
 		r.dlog.Info().Str("reason", reason).Str("pool", string(hb.pool)).Str("worker_id", string(hb.worker)).Msg("worker heartbeat ignored")
+	}
+}
+
+// reported applies a worker's report read from an input's stream (Hodei's
+// WorkerHeartbeat): believed from the time it was made, and counted under
+// its input's type.
+func (r *Reconciler) reported(d domain.Delivery, now time.Time) {
+	if r.eng.Replayed(d.Seq) {
+		return
+	}
+	hb := d.Heartbeat
+	res, reason := r.eng.HeartbeatAt(hb.Pool, hb.Worker, len(hb.Jobs), hb.Time, now)
+	r.events.inc(d.Type, res)
+	if reason != "" {
+		r.m.EventsDropped.WithLabelValues(reason).Inc()
+		r.dlog.Info().Str("reason", reason).Str("pool", string(hb.Pool)).Str("worker_id", string(hb.Worker)).Msg("worker heartbeat ignored")
 	}
 }

@@ -272,6 +272,8 @@ func (r *Reconciler) apply(d domain.Delivery) {
 		r.events.inc(d.Type, engine.Invalid)
 		r.m.EventsDropped.WithLabelValues(reason).Inc()
 		r.dlog.Warn().Str("reason", reason).Str("type", d.Type).Err(d.Err).Msg("invalid job event dropped")
+	case d.Heartbeat != nil: // a worker's report in an input's stream
+		r.reported(d, now)
 	case d.Ignored: // a kind of event the input does not use
 		if !r.eng.Replayed(d.Seq) {
 			r.m.Events.WithLabelValues(d.Type, engine.Ignored.String()).Inc()

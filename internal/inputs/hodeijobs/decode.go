@@ -41,6 +41,9 @@ type Result struct {
 	Type    string // TypePrefix + the variant, or "unknown"
 	Ignored bool   // a variant that says nothing about demand or supply
 	Err     error  // an *domain.InvalidError
+	// Heartbeat is set, with no Event, for a WorkerHeartbeat: the
+	// worker's own word on the job it runs (current_job_id).
+	Heartbeat *domain.WorkerReport
 }
 
 // Decoder decodes one input's messages.
@@ -54,6 +57,9 @@ type Decoder struct {
 	jobs  map[string]tracked
 	order []entry
 	gen   uint64
+	// workers are the pools of the workers jobs were assigned to, for the
+	// heartbeats of a worker between jobs (bounded like jobs).
+	workers map[domain.WorkerID]domain.PoolName
 }
 
 type tracked struct {
@@ -69,7 +75,7 @@ type entry struct {
 
 // New makes a decoder with the input's routing rules.
 func New(r routing.Router, maxBytes int) *Decoder {
-	return &Decoder{Router: r, MaxBytes: maxBytes, jobs: map[string]tracked{}}
+	return &Decoder{Router: r, MaxBytes: maxBytes, jobs: map[string]tracked{}, workers: map[domain.WorkerID]domain.PoolName{}}
 }
 
 // envelope is NatsMessageEnvelope.
@@ -136,6 +142,12 @@ func (d *Decoder) Decode(data []byte) Result {
 	typ := TypePrefix + variant
 	r := d.decodeVariant(variant, body)
 	r.Type = typ
+	if hb := r.Heartbeat; hb != nil {
+		if hb.Time.IsZero() {
+			hb.Time = env.CreatedAt
+		}
+		return r
+	}
 	if r.Err == nil && !r.Ignored {
 		if r.Event.Time.IsZero() {
 			r.Event.Time = env.CreatedAt
@@ -184,6 +196,8 @@ var jobStates = map[string]bool{
 func (d *Decoder) decodeVariant(variant string, body json.RawMessage) Result {
 	switch variant {
 	case "JobCreated", "JobQueued", "JobStatusChanged", "JobCancelled", "JobAssigned", "JobAccepted":
+	case "WorkerHeartbeat":
+		return d.heartbeat(body)
 	default:
 		return Result{Ignored: true}
 	}
@@ -338,8 +352,69 @@ func (d *Decoder) started(ev domain.JobEvent) Result {
 	} else {
 		t.worker = ev.WorkerID
 		d.jobs[string(ev.JobID)] = t
+		d.worker(ev.WorkerID, t.pool)
 	}
 	return Result{Event: ev}
+}
+
+// worker remembers the pool of a worker a job was assigned to.
+func (d *Decoder) worker(w domain.WorkerID, pool domain.PoolName) {
+	if _, ok := d.workers[w]; !ok && len(d.workers) >= maxTracked {
+		clear(d.workers) // bounded; a forgotten worker is learnt again from its next job
+	}
+	d.workers[w] = pool
+}
+
+// heartbeatFields is DomainEvent::WorkerHeartbeat (events.rs at a86d5c4):
+// worker_id, state, load_average, memory_usage_mb, current_job_id,
+// occurred_at; the daemon reads the worker and its current job.
+type heartbeatFields struct {
+	WorkerID     *string    `json:"worker_id"`
+	CurrentJobID *string    `json:"current_job_id"`
+	OccurredAt   *time.Time `json:"occurred_at"`
+}
+
+// heartbeat maps Hodei's WorkerHeartbeat onto the daemon's worker
+// heartbeat: the worker runs current_job_id (one job), or none when it is
+// null. Its pool is the job's, or else the pool of the worker's last
+// assigned job; a worker the decoder has never seen assigned a job is
+// ignored (no pool to put it in).
+func (d *Decoder) heartbeat(body json.RawMessage) Result {
+	var f heartbeatFields
+	if err := json.Unmarshal(body, &f); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return Result{Err: invalid(domain.ReasonBadPayload, "WorkerHeartbeat.%s has the wrong type: %v", ute.Field, err)}
+		}
+		return Result{Err: invalid(domain.ReasonBadPayload, "WorkerHeartbeat: %v", err)}
+	}
+	if f.WorkerID == nil || *f.WorkerID == "" {
+		return Result{Err: invalid(domain.ReasonBadWorkerID, "WorkerHeartbeat has no worker_id")}
+	}
+	w, err := domain.ParseWorkerID(*f.WorkerID)
+	if err != nil {
+		return Result{Err: invalid(domain.ReasonBadWorkerID, "WorkerHeartbeat.worker_id: %v", err)}
+	}
+	hb := &domain.WorkerReport{Worker: w}
+	if f.OccurredAt != nil {
+		hb.Time = *f.OccurredAt
+	}
+	pool, known := d.workers[w]
+	if f.CurrentJobID != nil && *f.CurrentJobID != "" {
+		job := *f.CurrentJobID
+		if err := domain.ValidateJobID(job); err != nil {
+			return Result{Err: fmt.Errorf("WorkerHeartbeat.current_job_id: %w", err)}
+		}
+		hb.Jobs = []domain.JobID{domain.JobID(job)}
+		if t, ok := d.jobs[job]; ok && t.pool != "" {
+			pool, known = t.pool, true
+		}
+	}
+	if !known {
+		return Result{Ignored: true}
+	}
+	hb.Pool = pool
+	return Result{Heartbeat: hb}
 }
 
 func (d *Decoder) finished(ev domain.JobEvent) Result {

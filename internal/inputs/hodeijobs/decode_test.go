@@ -71,21 +71,25 @@ func TestFixtures(t *testing.T) {
 		pool    domain.PoolName
 		worker  string
 		outcome domain.Outcome
+		// heartbeat: a WorkerHeartbeat, mapped onto the worker's report
+		// (its pool from the job, or from the worker's last assignment).
+		heartbeat *domain.WorkerReport
 	}
 	wants := []want{
-		{domain.JobQueued, jobA, "rust", "", ""},
-		{domain.JobQueued, jobA, "rust", "", ""},
-		{domain.JobQueued, jobB, "small", "", ""},
-		{domain.JobQueued, jobC, "small", "", ""},
-		{domain.JobStarted, jobA, "rust", worker, ""},
+		{domain.JobQueued, jobA, "rust", "", "", nil},
+		{domain.JobQueued, jobA, "rust", "", "", nil},
+		{domain.JobQueued, jobB, "small", "", "", nil},
+		{domain.JobQueued, jobC, "small", "", "", nil},
+		{domain.JobStarted, jobA, "rust", worker, "", nil},
 		{},
-		{domain.JobStarted, jobA, "rust", worker, ""},
-		{domain.JobStarted, jobA, "rust", worker, ""},
+		{domain.JobStarted, jobA, "rust", worker, "", nil},
+		{domain.JobStarted, jobA, "rust", worker, "", nil},
 		{},
-		{domain.JobFinished, jobA, "rust", worker, domain.OutcomeSucceeded},
-		{domain.JobFinished, jobB, "small", "", domain.OutcomeCancelled},
-		{domain.JobFinished, jobC, "small", "", domain.OutcomeFailed},
-		{},
+		{domain.JobFinished, jobA, "rust", worker, domain.OutcomeSucceeded, nil},
+		{domain.JobFinished, jobB, "small", "", domain.OutcomeCancelled, nil},
+		{domain.JobFinished, jobC, "small", "", domain.OutcomeFailed, nil},
+		{heartbeat: &domain.WorkerReport{Pool: "rust", Worker: worker, Jobs: []domain.JobID{jobA}, Time: time.Date(2026, 1, 19, 10, 0, 0, 123456789, time.UTC)}},
+		{heartbeat: &domain.WorkerReport{Pool: "rust", Worker: worker, Time: time.Date(2026, 1, 19, 10, 0, 5, 500_000_000, time.UTC)}},
 	}
 	fx := LoadFixtures(t)
 	if len(fx) != len(wants) {
@@ -97,6 +101,15 @@ func TestFixtures(t *testing.T) {
 			w := wants[i]
 			if r.Err != nil {
 				t.Fatalf("error %v", r.Err)
+			}
+			if w.heartbeat != nil {
+				if r.Ignored || r.Heartbeat == nil || !reflect.DeepEqual(*r.Heartbeat, *w.heartbeat) || r.Type != hodeijobs.TypePrefix+"WorkerHeartbeat" {
+					t.Fatalf("got %+v (heartbeat %+v), want heartbeat %+v", r, r.Heartbeat, w.heartbeat)
+				}
+				return
+			}
+			if r.Heartbeat != nil {
+				t.Fatalf("got a heartbeat %+v, want %+v", r.Heartbeat, w)
 			}
 			if w.kind == 0 {
 				if !r.Ignored || !strings.HasPrefix(r.Type, hodeijobs.TypePrefix) {
@@ -167,6 +180,56 @@ func TestHostile(t *testing.T) {
 			// The decoder goes on.
 			if r := d.Decode(enc("JobQueued", map[string]any{"job_id": jobC})); r.Err != nil || r.Event.Pool != "small" {
 				t.Fatalf("after bad input: %+v", r)
+			}
+		})
+	}
+}
+
+// WorkerHeartbeat: a worker no job was ever assigned to has no pool and
+// is ignored; its current job's pool wins over its last assignment's; a
+// bad worker or job id has its reason.
+func TestWorkerHeartbeat(t *testing.T) {
+	at := time.Date(2026, 1, 19, 10, 0, 0, 0, time.UTC)
+	enc := func(variant string, fields map[string]any) []byte {
+		b, err := hodeijobs.Encode(variant, fields, "", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	hb := func(w string, job any) []byte {
+		return enc("WorkerHeartbeat", map[string]any{"worker_id": w, "state": "Busy", "current_job_id": job, "occurred_at": at})
+	}
+	d := hodeijobs.New(fixtureRouter, 64<<10)
+	if r := d.Decode(hb(worker, jobB)); !r.Ignored || r.Heartbeat != nil || r.Err != nil {
+		t.Fatalf("heartbeat of a worker never assigned a job, of an unknown job: %+v", r)
+	}
+	rust := enc("JobQueued", map[string]any{"job_id": jobA, "job_requirements": map[string]any{"image": "docker.io/library/rust:1", "resources": map[string]any{"cpu_cores": 4}}})
+	for _, b := range [][]byte{rust, enc("JobQueued", map[string]any{"job_id": jobB}), enc("JobAssigned", map[string]any{"job_id": jobA, "worker_id": worker})} {
+		if r := d.Decode(b); r.Err != nil || r.Ignored {
+			t.Fatalf("setting up: %+v", r)
+		}
+	}
+	if r := d.Decode(hb(worker, jobB)); r.Heartbeat == nil || r.Heartbeat.Pool != "small" || !slices.Equal(r.Heartbeat.Jobs, []domain.JobID{jobB}) {
+		t.Fatalf("heartbeat naming a job of pool small: %+v", r.Heartbeat)
+	}
+	if r := d.Decode(hb(worker, nil)); r.Heartbeat == nil || r.Heartbeat.Pool != "rust" || len(r.Heartbeat.Jobs) != 0 || !r.Heartbeat.Time.Equal(at) {
+		t.Fatalf("heartbeat naming no job: %+v", r.Heartbeat)
+	}
+	for _, c := range []struct {
+		name   string
+		body   []byte
+		reason string
+	}{
+		{"no worker", enc("WorkerHeartbeat", map[string]any{"current_job_id": jobA}), domain.ReasonBadWorkerID},
+		{"bad worker", hb("../x", jobA), domain.ReasonBadWorkerID},
+		{"job id too long", hb(worker, strings.Repeat("j", 300)), domain.ReasonMissingJobID}, // the job events' reason for it (domain.ValidateJobID)
+		{"job id not text", hb(worker, "j\x01"), domain.ReasonBadJobID},
+		{"worker id wrong type", enc("WorkerHeartbeat", map[string]any{"worker_id": 7}), domain.ReasonBadPayload},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if r := d.Decode(c.body); domain.ReasonOf(r.Err) != c.reason || r.Heartbeat != nil {
+				t.Fatalf("got %+v, want reason %s", r, c.reason)
 			}
 		})
 	}

@@ -45,8 +45,21 @@ func FuzzDecodeHodei(f *testing.F) {
 				t.Fatalf("result %+v", r)
 			}
 		case r.Ignored:
-			if r.Event.JobID != "" {
+			if r.Event.JobID != "" || r.Heartbeat != nil {
 				t.Fatalf("ignored with an event %+v", r)
+			}
+		case r.Heartbeat != nil:
+			hb := r.Heartbeat
+			if r.Event.JobID != "" || (hb.Pool != "rust" && hb.Pool != "small") || len(hb.Jobs) > 1 {
+				t.Fatalf("heartbeat %+v", hb)
+			}
+			if _, err := domain.ParseWorkerID(string(hb.Worker)); err != nil {
+				t.Fatalf("heartbeat worker %q: %v", hb.Worker, err)
+			}
+			for _, j := range hb.Jobs {
+				if err := domain.ValidateJobID(string(j)); err != nil {
+					t.Fatalf("heartbeat job %q: %v", j, err)
+				}
 			}
 		default:
 			ev := r.Event

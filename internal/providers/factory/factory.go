@@ -91,14 +91,15 @@ func tierConfig(owner string, pool config.Pool, tier string) any {
 		}
 	case kubernetes.Name:
 		return kubernetes.Config{
-			Owner:      owner,
-			Pool:       pool.PoolName(),
-			Kubernetes: pool.Kubernetes,
-			Resources:  pool.Resources,
-			Env:        pool.Env,
-			Slots:      pool.JobsPerWorker,
-			StopGrace:  pool.StopGracePeriod.D(),
-			Tier:       tier,
+			Owner:        owner,
+			Pool:         pool.PoolName(),
+			Kubernetes:   pool.Kubernetes,
+			Resources:    pool.Resources,
+			Env:          pool.Env,
+			Slots:        pool.JobsPerWorker,
+			StopGrace:    pool.StopGracePeriod.D(),
+			DrainTimeout: pool.DrainTimeout.D(),
+			Tier:         tier,
 		}
 	}
 	return nil

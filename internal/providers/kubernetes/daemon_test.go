@@ -63,7 +63,9 @@ func checkWorkerPod(t *testing.T, pod *corev1.Pod, owner, pool, ns string) {
 		t.Errorf("pod %s/%s: want %s/%s", pod.Namespace, pod.Name, ns, domain.WorkerName(domain.WorkerID(id)))
 	}
 	s := pod.Spec
-	if s.RestartPolicy != corev1.RestartPolicyNever || s.TerminationGracePeriodSeconds == nil || *s.TerminationGracePeriodSeconds != 1 {
+	// terminationGracePeriodSeconds: drain_timeout (90s), the longer of
+	// it and stop_grace_period (1s), so an eviction lets a busy worker finish.
+	if s.RestartPolicy != corev1.RestartPolicyNever || s.TerminationGracePeriodSeconds == nil || *s.TerminationGracePeriodSeconds != 90 {
 		t.Errorf("pod %s: restartPolicy %s, terminationGracePeriodSeconds %v", pod.Name, s.RestartPolicy, s.TerminationGracePeriodSeconds)
 	}
 	if !strings.HasPrefix(s.NodeName, k8scluster.NodeNamePrefix) {

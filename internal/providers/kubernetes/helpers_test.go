@@ -270,6 +270,7 @@ func k8sPool(c *k8scluster.Cluster, name, ns string) config.Pool {
 	p.IdleTimeout = config.Fixed(time.Second)
 	p.ProvisionTimeout = config.Duration(30 * time.Second)
 	p.StopGracePeriod = config.Duration(time.Second)
+	p.DrainTimeout = config.Duration(90 * time.Second) // the pods' terminationGracePeriodSeconds
 	p.MaxConcurrentProvisioning = 10
 	p.Env = map[string]string{"HODEI_NATS_URL": "nats://127.0.0.1:4222"}
 	p.Resources = domain.Resources{CPUMillis: 250, MemoryMB: 64}

@@ -73,10 +73,14 @@ type Config struct {
 	Env map[string]string
 	// Slots is HODEI_WORKER_SLOTS (jobs_per_worker); values below 1 mean 1.
 	Slots int
-	// StopGrace is the pod's terminationGracePeriodSeconds (rounded up to
-	// whole seconds), so that an eviction or a kubectl delete gives the
-	// worker the same time to finish as the autoscaler's own Stop.
-	StopGrace time.Duration
+	// StopGrace is how long an idle worker is given to exit after
+	// SIGTERM. DrainTimeout is how long a busy one may take to finish its
+	// jobs (the drain handshake, Drain). The pod's
+	// terminationGracePeriodSeconds is the longer of the two (rounded up
+	// to whole seconds), so that an eviction or a kubectl delete gives a
+	// busy worker the same time to finish as the autoscaler's own stop.
+	StopGrace    time.Duration
+	DrainTimeout time.Duration
 	// Tier is the pool's tier this provider serves (the hodei.worker.tier
 	// label of its pods): it only sees pods labelled with it. "" for a
 	// pool with one provider.

@@ -100,7 +100,7 @@ func providerLayer(cfg Config) corev1.PodSpec {
 	if rl := resourceList(cfg.Resources); len(rl) > 0 {
 		c.Resources = corev1.ResourceRequirements{Requests: rl, Limits: rl.DeepCopy()}
 	}
-	grace := int64(math.Ceil(max(cfg.StopGrace, 0).Seconds()))
+	grace := int64(math.Ceil(max(cfg.StopGrace, cfg.DrainTimeout, 0).Seconds()))
 	spec := corev1.PodSpec{
 		Containers:                    []corev1.Container{c},
 		RestartPolicy:                 corev1.RestartPolicyNever,
