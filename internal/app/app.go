@@ -133,7 +133,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if err := a.serveEarly(cfg); err != nil {
 		return nil, err
 	}
-	bus, err := events.Connect(ctx, cfg.NATS, a.log.With().Str("component", "bus").Logger(), events.OnRetry(a.busRetry))
+	bus, err := events.Connect(ctx, cfg.NATS, a.log.With().Str("component", "bus").Logger(), events.OnRetry(a.busRetry),
+		events.OnStoreRestart(func(string) { a.m.EmbeddedRestarts.Inc() }))
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +186,12 @@ func (a *App) checks() []httpapi.Check {
 				return errors.New("not connected to nats")
 			}
 			return nil
+		}},
+		{Name: "store", Fn: func() error {
+			if !a.started.Load() {
+				return nil
+			}
+			return a.bus.StoreErr()
 		}},
 		{Name: "stream", Fn: func() error {
 			if !a.started.Load() {
@@ -267,6 +274,7 @@ type parts struct {
 func (a *App) start(ctx context.Context) *parts {
 	p := &parts{httpErr: make(chan error, 1), recDone: make(chan error, 1), leaseDone: make(chan error, 1)}
 	metrics.SetBool(a.m.BusConnected, a.bus.Connected())
+	metrics.SetBool(a.m.StoreWritable, a.bus.StoreErr() == nil)
 	go func() { // serveEarly's error, if the listener fails
 		if err := <-a.httpErr; err != nil {
 			p.httpErr <- err
@@ -332,6 +340,7 @@ func (a *App) watch(ctx context.Context, p *parts) error {
 			return fmt.Errorf("ha: %w", err)
 		case <-busTick.C:
 			metrics.SetBool(a.m.BusConnected, a.bus.Connected())
+			metrics.SetBool(a.m.StoreWritable, a.bus.StoreErr() == nil)
 			if err := a.bus.Closed(); err != nil {
 				// The client will never reconnect (credentials rejected):
 				// exit, so a supervisor restarts the daemon, which then

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -27,12 +28,26 @@ type Bus struct {
 	JS       jetstream.JetStream
 	Subjects Subjects
 
-	server *server.Server
+	// server is the embedded server (nil against an external one, and
+	// while the store watch restarts it: storewatch.go).
+	server atomic.Pointer[server.Server]
+	port   int // the embedded server's port, kept across restarts
 	cfg    config.NATS
 	log    zerolog.Logger
 	// onRetry hears every failed attempt while Connect retries (the
 	// daemon's /readyz says why it is not ready yet).
 	onRetry func(error)
+	// onRestart hears every restart of the embedded server by the store
+	// watch, with its reason.
+	onRestart func(reason string)
+
+	// The store watch of the embedded server (storewatch.go).
+	storeWrite chan string // storage errors the server logged
+	storeErr   atomic.Pointer[string]
+	restarts   atomic.Int64
+	probeData  []byte
+	stopWatch  context.CancelFunc
+	watchDone  chan struct{}
 }
 
 // ConnectOption tunes Connect.
@@ -41,6 +56,12 @@ type ConnectOption func(*Bus)
 // OnRetry has fn called with the error of each failed attempt while
 // Connect retries.
 func OnRetry(fn func(error)) ConnectOption { return func(b *Bus) { b.onRetry = fn } }
+
+// OnStoreRestart has fn called, with the reason, each time the store
+// watch restarts the embedded server.
+func OnStoreRestart(fn func(reason string)) ConnectOption {
+	return func(b *Bus) { b.onRestart = fn }
+}
 
 // Connect starts the embedded server if configured, connects, and makes sure
 // the streams exist. Against an external server it keeps retrying (with
@@ -55,14 +76,16 @@ func Connect(ctx context.Context, cfg config.NATS, log zerolog.Logger, opts ...C
 		return nil, err
 	}
 	url := cfg.URL
-	if cfg.URL == "embedded" {
-		srv, err := StartEmbedded(cfg.Embedded, log)
+	embedded := cfg.URL == "embedded"
+	if embedded {
+		b.storeWrite = make(chan string, 1)
+		srv, err := b.startEmbedded()
 		if err != nil {
 			return nil, err
 		}
-		b.server = srv
+		b.server.Store(srv)
 		url = srv.ClientURL()
-		copts = append(copts, nats.InProcessServer(srv))
+		copts = append(copts, nats.InProcessServer(inProcess{b}))
 	}
 	nc, err := nats.Connect(url, copts...)
 	if err != nil {
@@ -79,11 +102,23 @@ func Connect(ctx context.Context, cfg config.NATS, log zerolog.Logger, opts ...C
 		b.Close()
 		return nil, err
 	}
+	if embedded {
+		b.probeData = make([]byte, storeProbeBytes)
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		b.stopWatch, b.watchDone = cancel, make(chan struct{})
+		go b.watchStore(wctx)
+	}
 	return b, nil
 }
 
 // StartEmbedded starts an in-process NATS server with JetStream.
 func StartEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, error) {
+	return startEmbedded(cfg, log, nil)
+}
+
+// startEmbedded is StartEmbedded with onError told every error or
+// warning the server logs (the store watch looks for storage errors).
+func startEmbedded(cfg config.Embedded, log zerolog.Logger, onError func(string)) (*server.Server, error) {
 	if err := os.MkdirAll(cfg.StoreDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating nats store dir: %w", err)
 	}
@@ -107,7 +142,7 @@ func StartEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, err
 	if err != nil {
 		return nil, fmt.Errorf("configuring embedded nats: %w", err)
 	}
-	srv.SetLoggerV2(natsLogger{log.With().Str("component", "nats-server").Logger()}, false, false, false)
+	srv.SetLoggerV2(natsLogger{log: log.With().Str("component", "nats-server").Logger(), onError: onError}, false, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
@@ -119,8 +154,11 @@ func StartEmbedded(cfg config.Embedded, log zerolog.Logger) (*server.Server, err
 
 // ClientURL is where workers and the scheduler reach the bus.
 func (b *Bus) ClientURL() string {
-	if b.server != nil {
-		return b.server.ClientURL()
+	if srv := b.server.Load(); srv != nil {
+		return srv.ClientURL()
+	}
+	if b.cfg.URL == "embedded" && b.port != 0 {
+		return fmt.Sprintf("nats://%s", net.JoinHostPort(b.cfg.Embedded.Host, strconv.Itoa(b.port)))
 	}
 	return redactURL(b.cfg.URL)
 }
@@ -146,6 +184,10 @@ func (b *Bus) Closed() error {
 // Close drains nothing: it closes the connection and stops the embedded
 // server. Callers flush what they must publish first.
 func (b *Bus) Close() {
+	if b.stopWatch != nil {
+		b.stopWatch()
+		<-b.watchDone
+	}
 	if b.NC != nil {
 		b.NC.Close()
 	}
@@ -153,9 +195,9 @@ func (b *Bus) Close() {
 }
 
 func (b *Bus) shutdownServer() {
-	if b.server != nil {
-		b.server.Shutdown()
-		b.server.WaitForShutdown()
+	if srv := b.server.Swap(nil); srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
 	}
 }
 
@@ -255,18 +297,15 @@ func readSecretFile(path, key string) (string, error) {
 }
 
 // ensureStreams creates HODEI_JOBS and HODEI_WORKERS when they are missing
-// (nats.streams.create), retrying while the bus is unreachable.
+// (nats.streams.create), retrying while the bus is unreachable, and the
+// embedded server's write-probe stream (storewatch.go).
 func (b *Bus) ensureStreams(ctx context.Context) error {
 	s := b.cfg.Streams
-	want := []jetstream.StreamConfig{
+	var want []jetstream.StreamConfig
+	for _, sc := range []jetstream.StreamConfig{
 		{Name: StreamJobs, Subjects: []string{b.Subjects.AllJobs()}},
 		{Name: StreamWorkers, Subjects: []string{b.Subjects.AllWorkers(), b.Subjects.AllDecisions()}},
-	}
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 200 * time.Millisecond
-	bo.MaxInterval = 10 * time.Second
-	bo.MaxElapsedTime = 0
-	for _, sc := range want {
+	} {
 		sc.Retention = jetstream.LimitsPolicy
 		sc.Storage = jetstream.FileStorage
 		sc.Discard = jetstream.DiscardOld
@@ -275,6 +314,22 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 		sc.Replicas = s.Replicas
 		sc.Duplicates = s.DuplicateWindow.D()
 		sc.MaxMsgSize = int32(min(b.cfg.MaxEventBytes*16, 8<<20))
+		want = append(want, sc)
+	}
+	if b.cfg.URL == "embedded" {
+		// One message at a time, on the same store: the probe's only
+		// cost is its write.
+		want = append(want, jetstream.StreamConfig{
+			Name: StreamStoreProbe, Subjects: []string{storeProbeSubj},
+			Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Discard: jetstream.DiscardOld,
+			MaxMsgs: 1, MaxBytes: 1 << 20, Replicas: 1, Duplicates: time.Second,
+		})
+	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 200 * time.Millisecond
+	bo.MaxInterval = 10 * time.Second
+	bo.MaxElapsedTime = 0
+	for _, sc := range want {
 		op := func() error {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
@@ -290,7 +345,7 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 			if !errors.Is(err, jetstream.ErrStreamNotFound) {
 				return fmt.Errorf("looking up stream %s: %w", sc.Name, err)
 			}
-			if !s.Create {
+			if !s.Create && sc.Name != StreamStoreProbe {
 				return backoff.Permanent(fmt.Errorf("stream %s does not exist and nats.streams.create is false: create it or set create: true", sc.Name))
 			}
 			if _, err := b.JS.CreateStream(cctx, sc); err != nil {
@@ -326,11 +381,31 @@ func redactURL(u string) string {
 }
 
 // natsLogger routes the embedded server's logs to zerolog.
-type natsLogger struct{ log zerolog.Logger }
+// onError (may be nil) hears every warning and error.
+type natsLogger struct {
+	log     zerolog.Logger
+	onError func(string)
+}
 
 func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug().Msgf(format, v...) }
-func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn().Msgf(format, v...) }
-func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error().Msgf(format, v...) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error().Msgf(format, v...) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.log.Trace().Msgf(format, v...) }
-func (l natsLogger) Tracef(format string, v ...any)  { l.log.Trace().Msgf(format, v...) }
+func (l natsLogger) Warnf(format string, v ...any) {
+	l.log.Warn().Msgf(format, v...)
+	l.tell(format, v)
+}
+func (l natsLogger) Fatalf(format string, v ...any) {
+	l.log.Error().Msgf(format, v...)
+	l.tell(format, v)
+}
+func (l natsLogger) Errorf(format string, v ...any) {
+	l.log.Error().Msgf(format, v...)
+	l.tell(format, v)
+}
+
+func (l natsLogger) tell(format string, v []any) {
+	if l.onError != nil {
+		l.onError(fmt.Sprintf(format, v...))
+	}
+}
+
+func (l natsLogger) Debugf(format string, v ...any) { l.log.Trace().Msgf(format, v...) }
+func (l natsLogger) Tracef(format string, v ...any) { l.log.Trace().Msgf(format, v...) }

@@ -41,6 +41,8 @@ type Metrics struct {
 	BudgetWorkers     *prometheus.GaugeVec   // {budget}
 	BudgetLimit       *prometheus.GaugeVec   // {budget,resource}
 	BusConnected      prometheus.Gauge
+	StoreWritable     prometheus.Gauge
+	EmbeddedRestarts  prometheus.Counter
 	CaughtUp          prometheus.Gauge
 	BuildInfo         *prometheus.GaugeVec   // {version,goversion}
 	ConfigReloads     *prometheus.CounterVec // {result}
@@ -115,6 +117,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "A budget's limit by resource (workers, cpu_millis, memory_mb); 0: no limit."}, []string{"budget", "resource"}),
 		BusConnected: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "bus_connected",
 			Help: "1 while connected to NATS."}),
+		StoreWritable: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "store_writable",
+			Help: "With the embedded NATS server: 1 while its store takes writes (the write probe is acknowledged), else 0. Always 1 against an external server."}),
+		EmbeddedRestarts: f.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "embedded_nats_restarts_total",
+			Help: "Restarts of the embedded NATS server by the store watch after a storage error it kept once the disk took writes again."}),
 		CaughtUp: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "stream_caught_up",
 			Help: "1 once the retained job stream has been folded."}),
 		BuildInfo: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
