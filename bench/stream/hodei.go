@@ -88,6 +88,25 @@ func hodeiRow(ctx context.Context, res *benchkit.Result, url string, n, reps int
 		return err
 	}
 	own := inputs.OwnStream(cfg.InputList()[0])
+	st, err := js.Stream(ctx, own)
+	if err != nil {
+		return err
+	}
+	// With interest retention, what is published before the source has
+	// attached (its consumer is the interest) is not kept.
+	for attached := time.Now().Add(time.Minute); ; {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if len(info.Sources) == 1 && info.Sources[0].Error == nil && info.Sources[0].Active >= 0 {
+			break
+		}
+		if time.Now().After(attached) {
+			return fmt.Errorf("%s: the source HODEI_EVENTS did not attach in a minute", own)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	evs := mix.Events(n)
 	wantPending, wantRunning := expected(evs)
 	start := time.Now()
@@ -122,10 +141,6 @@ func hodeiRow(ctx context.Context, res *benchkit.Result, url string, n, reps int
 		}
 	}
 	if err := wait(); err != nil {
-		return err
-	}
-	st, err := js.Stream(ctx, own)
-	if err != nil {
 		return err
 	}
 	deadline := time.Now().Add(5 * time.Minute)
