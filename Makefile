@@ -60,10 +60,11 @@ bench-k8s: k8s-tools ## 0 -> 200 pods: the daemon's provider vs client-go at its
 bench-policy: ## simulator backtests of the policy against the oracle and the other autoscalers
 	$(GO) run ./bench/policy
 
-fuzz: ## fuzz the event decoders (CloudEvents, and its agreement with encoding/json; Hodei's events) and the config parser, FUZZTIME each
+fuzz: ## fuzz the event decoders (CloudEvents, and its agreement with encoding/json; the envelope fast path against the full decoder; Hodei's events) and the config parser, FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/events/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoderAgrees$$' -fuzztime $(FUZZTIME) ./internal/events/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBinary$$' -fuzztime $(FUZZTIME) ./internal/events/
+	$(GO) test -run '^$$' -fuzz '^FuzzScanAgrees$$' -fuzztime $(FUZZTIME) ./internal/events/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHodei$$' -fuzztime $(FUZZTIME) ./internal/inputs/hodeijobs/
 

@@ -44,7 +44,8 @@ func main() {
 		r, err := readResult(filepath.Join(*dir, name+".json"))
 		if err != nil {
 			for _, id := range programRows[name] {
-				rows = append(rows, benchkit.NotRun(id[:1], id[2:], "no result: "+err.Error()))
+				num, what, _ := strings.Cut(id, " ")
+				rows = append(rows, benchkit.NotRun(num, what, "no result: "+err.Error()))
 			}
 			continue
 		}
@@ -86,7 +87,7 @@ func main() {
 // programRows are the rows each program writes ("id what").
 var programRows = map[string][]string{
 	"decodefold": {"0b instructions per event, decode and fold"},
-	"stream":     {"1 ingest", "3 recovery"},
+	"stream":     {"1 ingest", "1h ingest, hodei-jobs input", "3 recovery"},
 	"reaction":   {"2 reaction"},
 	"docker":     {"4 Docker 0 → 50 → 0"},
 	"growth":     {"5 growth"},

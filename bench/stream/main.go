@@ -28,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hodei/hodei-autoscaler/bench/internal/benchkit"
+	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/events"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
@@ -36,6 +37,7 @@ import (
 
 func main() {
 	n := flag.Int("events", 1_000_000, "events in the stream")
+	hodeiN := flag.Int("hodei-events", 300_000, "events of the hodei-jobs ingest row (1h); 0: not run")
 	reps := flag.Int("reps", 3, "alternating repetitions of each measurement")
 	out := flag.String("out", "bench/out/stream.json", "result file")
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the daemon runs here")
@@ -46,7 +48,7 @@ func main() {
 	log.SetPrefix("stream: ")
 
 	res := benchkit.NewResult("stream")
-	if err := run(res, *n, *reps, *dir, *cpuprof, *memprof); err != nil {
+	if err := run(res, *n, *hodeiN, *reps, *dir, *cpuprof, *memprof); err != nil {
 		log.Printf("error: %v", err)
 		res.Rows = append(res.Rows,
 			benchkit.NotRun("1", "ingest", "error: "+err.Error()),
@@ -61,7 +63,7 @@ func main() {
 
 var mix = benchkit.Mix{Pools: 10, WorkersPerPool: 20, Lag: 100}
 
-func run(res *benchkit.Result, n, reps int, dir, cpuprof, memprof string) error {
+func run(res *benchkit.Result, n, hodeiN, reps int, dir, cpuprof, memprof string) error {
 	ctx := context.Background()
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "hodei-bench-stream-")
@@ -146,7 +148,7 @@ func run(res *benchkit.Result, n, reps int, dir, cpuprof, memprof string) error 
 		if rep == 0 {
 			prof = profiles{cpu: cpuprof, mem: memprof}
 		}
-		d, err := daemonRun(prof, wantPending, wantRunning, url)
+		d, err := daemonRun(prof, wantPending, wantRunning, url, nil)
 		if err != nil {
 			return err
 		}
@@ -205,6 +207,12 @@ func run(res *benchkit.Result, n, reps int, dir, cpuprof, memprof string) error 
 			reps, rlo, rhi, benchkit.Dur(slices.Min(bareTotals)), benchkit.Dur(slices.Max(bareTotals)), benchkit.Dur(slices.Min(ourTotals)), benchkit.Dur(slices.Max(ourTotals))),
 	})
 	res.Raw = map[string]any{"bare_rates": bareRates, "our_rates": ourRates, "bare_totals": bareTotals, "our_totals": ourTotals}
+	if hodeiN > 0 {
+		if err := hodeiRow(ctx, res, url, hodeiN, reps); err != nil {
+			log.Printf("hodei-jobs ingest: %v", err)
+			res.Rows = append(res.Rows, benchkit.NotRun("1h", "ingest, hodei-jobs input", "error: "+err.Error()))
+		}
+	}
 	return nil
 }
 
@@ -245,7 +253,7 @@ type profiles struct{ cpu, mem string }
 
 // daemonRun starts a whole daemon on the stream, waits until it is ready
 // (the stream folded) and until its status shows the folded totals.
-func daemonRun(prof profiles, wantPending, wantRunning int, url string) (daemonResult, error) {
+func daemonRun(prof profiles, wantPending, wantRunning int, url string, inputs []config.Input) (daemonResult, error) {
 	var r daemonResult
 	provs := map[string]providers.Provider{}
 	for i := range mix.Pools {
@@ -261,6 +269,12 @@ func daemonRun(prof profiles, wantPending, wantRunning int, url string) (daemonR
 	cfg, err := benchkit.Config(url, "", 0, mix.PoolNames(), nil)
 	if err != nil {
 		return r, err
+	}
+	if inputs != nil {
+		cfg.Inputs = inputs
+		if err := cfg.Validate(); err != nil {
+			return r, fmt.Errorf("bench config invalid: %w", err)
+		}
 	}
 	if prof.mem != "" {
 		if err := benchkit.WriteAllocs(prof.mem + ".base"); err != nil {

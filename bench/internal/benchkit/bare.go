@@ -36,14 +36,20 @@ const (
 // consumer (ephemeral, no acks: the fastest JetStream consumer for reading
 // a stream once in order) that only counts them.
 func ReadBare(ctx context.Context, url string, n, pullMax int, kind string) (BareRead, error) {
+	return ReadBareFrom(ctx, url, events.StreamJobs, Subjects.AllJobs(), n, pullMax, kind)
+}
+
+// ReadBareFrom is ReadBare on another stream and filter (the daemon's
+// own stream of a hodei-jobs input).
+func ReadBareFrom(ctx context.Context, url, stream, filter string, n, pullMax int, kind string) (BareRead, error) {
 	r := BareRead{Kind: kind, Connect: time.Now()}
 	nc, js, err := Connect(url)
 	if err != nil {
 		return r, err
 	}
 	defer nc.Close()
-	cons, err := js.OrderedConsumer(ctx, events.StreamJobs, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{Subjects.AllJobs()},
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
