@@ -144,6 +144,12 @@ func TestPartitionedHolderStopsBeforeTakeover(t *testing.T) {
 	if sw != 1 {
 		t.Errorf("provider calls switched replicas %d times, want once (no overlapping terms):\n%s", sw, describe(cs))
 	}
+	// The fence bounds calls in flight too: the cut-off holder's last
+	// create (answered 700 ms late) is abandoned when its fence closes,
+	// before the new holder may begin.
+	if inflight != 0 {
+		t.Errorf("%d calls of the cut-off holder still in flight when the new holder began:\n%s", inflight, describe(cs))
+	}
 	var lastOld, firstNew time.Time
 	for _, c := range cs {
 		if c.replica == old.id {
