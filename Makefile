@@ -11,7 +11,7 @@ DURATION ?= 20s
 POOL ?= default
 FUZZTIME ?= 30s
 
-.PHONY: all build worker-image run jobs status test test-unit test-k8s test-deploy k8s-tools tools bench bench-k8s bench-policy fuzz lint image clean
+.PHONY: all build worker-image run jobs status test test-unit test-k8s test-deploy k8s-tools tools bench bench-ha bench-k8s bench-policy fuzz lint image clean
 
 all: build
 
@@ -52,6 +52,9 @@ k8s-tools: ## build (once; cached in .cache/k8s) etcd, kube-apiserver, kube-sche
 
 bench: ## run every benchmark and regenerate the table in BENCHMARKS.md
 	./bench/run.sh
+
+bench-ha: tools ## the HA rows of make bench alone: failover (row 7) and the steady-state cost of HA (row 8)
+	BENCH_ROWS="7 8" ./bench/run.sh
 
 bench-k8s: k8s-tools ## 0 -> 200 pods: the daemon's provider vs client-go at its default QPS
 	REQUIRE_K8S=1 $(GO) test -run '^$$' -bench BenchmarkKubernetesScaleUp -benchtime 1x -timeout 60m ./internal/providers/kubernetes/
