@@ -53,11 +53,11 @@ k8s-tools: ## build (once; cached in .cache/k8s) etcd, kube-apiserver, kube-sche
 bench: ## run every benchmark and regenerate the table in BENCHMARKS.md
 	./bench/run.sh
 
-bench-ha: ## the HA rows of make bench alone: failover (row 7) and the steady-state cost of HA (row 8)
-	BENCH_ROWS="7 8" ./bench/run.sh
-
 bench-k8s: k8s-tools ## 0 -> 200 pods: the daemon's provider vs client-go at its default QPS
 	REQUIRE_K8S=1 $(GO) test -run '^$$' -bench BenchmarkKubernetesScaleUp -benchtime 1x -timeout 60m ./internal/providers/kubernetes/
+
+bench-ha: ## the HA rows of make bench alone: failover (row 7) and the steady-state cost of HA (row 8)
+	BENCH_ROWS="7 8" ./bench/run.sh
 
 bench-policy: ## simulator backtests of the policy against the oracle and the other autoscalers
 	$(GO) run ./bench/policy

@@ -6,15 +6,17 @@
 # Needs Go, valgrind for row 0b (instruction counts) and, for row 4, a Docker engine (the worker image is built here
 # with `make worker-image`, FROM scratch: no registry). NATS runs inside the
 # benchmark programs (nats-server from the module). Row 6 runs the
-# Kubernetes engineer's BenchmarkKubernetesScaleUp when it exists. Row 7
-# (HA failover) runs internal/hae2e's TestFailoverBench: nats-server from
-# .cache/tools (`make tools`) and a Docker engine. Row 8 (the steady-state
-# cost of HA) runs bench/hacost, all in one process.
+# Kubernetes engineer's BenchmarkKubernetesScaleUp when it exists.
 #
 # A number never fails this script: a missed target is a result. It exits
 # non-zero only when a benchmark program itself breaks (after writing the
 # table). BENCH_ROWS selects rows (default "0 1 2 3 4 5 6 7 8"; rows 1 and 3 come
 # from one program); the results of rows not run are kept from the last run.
+#
+# Row 7 (HA failover) runs internal/hae2e's TestFailoverBench: nats-server
+# from .cache/tools (`make tools`, or built on the spot) and a Docker
+# engine. Row 8 (the steady-state cost of HA) runs bench/hacost, all in
+# one process.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,6 +75,21 @@ if want 5; then
 	"$BIN/growth" -out "$OUT/growth.json" || status=1
 fi
 
+if want 7; then
+	note "row 7: HA failover (kill -9 of the holder → the new holder's first provider call)"
+	rm -f "$OUT/failover.txt"
+	# REQUIRE_*: a missing engine or nats-server is a failure here, which
+	# the row reports, not a silent skip.
+	HA_BENCH=1 HA_BENCH_TRIALS="${HA_BENCH_TRIALS:-20}" REQUIRE_DOCKER=1 REQUIRE_TOOLS=1 \
+		go test ./internal/hae2e -run '^TestFailoverBench$' -v -count=1 -timeout 60m >"$OUT/failover.txt" 2>&1 || status=1
+fi
+
+if want 8; then
+	note "row 8: steady-state cost of HA (3 replicas on a 3-node cluster vs one daemon on one server)"
+	rm -f "$OUT/hacost.json"
+	"$BIN/hacost" -out "$OUT/hacost.json" || status=1
+fi
+
 if want 4; then
 	note "row 4: Docker 0 → 50 → 0 (after row 5: the engine's clean-up of its 300 containers loads the machine for a while)"
 	rm -f "$OUT/docker.json"
@@ -104,21 +121,6 @@ if want 6; then
 		REQUIRE_K8S=1 go test -run '^$' -bench BenchmarkKubernetesScaleUp -benchtime 1x -timeout 60m "$pkg" >"$OUT/k8s.txt" 2>&1
 		echo $? >"$OUT/k8s.rc"
 	fi
-fi
-
-if want 7; then
-	note "row 7: HA failover (kill -9 of the holder → the new holder's first provider call)"
-	rm -f "$OUT/failover.txt"
-	# REQUIRE_*: a missing engine or nats-server is a failure here, which
-	# the row reports, not a silent skip.
-	HA_BENCH=1 HA_BENCH_TRIALS="${HA_BENCH_TRIALS:-20}" REQUIRE_DOCKER=1 REQUIRE_TOOLS=1 \
-		go test ./internal/hae2e -run '^TestFailoverBench$' -v -count=1 -timeout 60m >"$OUT/failover.txt" 2>&1 || status=1
-fi
-
-if want 8; then
-	note "row 8: steady-state cost of HA (3 replicas on a 3-node cluster vs one daemon on one server)"
-	rm -f "$OUT/hacost.json"
-	"$BIN/hacost" -out "$OUT/hacost.json" || status=1
 fi
 
 note "writing the table"
