@@ -69,12 +69,6 @@ if want 2; then
 	"$BIN/reaction" -out "$OUT/reaction.json" || status=1
 fi
 
-if want 5; then
-	note "row 5: growth"
-	rm -f "$OUT/growth.json"
-	"$BIN/growth" -out "$OUT/growth.json" || status=1
-fi
-
 if want 7; then
 	note "row 7: HA failover (kill -9 of the holder → the new holder's first provider call)"
 	rm -f "$OUT/failover.txt"
@@ -88,6 +82,12 @@ if want 8; then
 	note "row 8: steady-state cost of HA (3 replicas on a 3-node cluster vs one daemon on one server)"
 	rm -f "$OUT/hacost.json"
 	"$BIN/hacost" -out "$OUT/hacost.json" || status=1
+fi
+
+if want 5; then
+	note "row 5: growth"
+	rm -f "$OUT/growth.json"
+	"$BIN/growth" -out "$OUT/growth.json" || status=1
 fi
 
 if want 4; then
