@@ -11,7 +11,7 @@ DURATION ?= 20s
 POOL ?= default
 FUZZTIME ?= 30s
 
-.PHONY: all build worker-image run jobs status test test-unit test-k8s test-deploy k8s-tools tools bench bench-k8s bench-policy fuzz lint image clean
+.PHONY: all build worker-image run jobs status test test-unit test-k8s test-deploy k8s-tools tools bench bench-ha bench-k8s bench-policy fuzz lint image clean
 
 all: build
 
@@ -56,6 +56,9 @@ bench: ## run every benchmark and regenerate the table in BENCHMARKS.md
 bench-k8s: k8s-tools ## 0 -> 200 pods: the daemon's provider vs client-go at its default QPS; 30 workers on two tiers vs Kubernetes alone
 	REQUIRE_K8S=1 $(GO) test -run '^$$' -bench BenchmarkKubernetesScaleUp -benchtime 1x -timeout 60m ./internal/providers/kubernetes/
 	REQUIRE_K8S=1 REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench BenchmarkTiersScaleUp -benchtime 1x -timeout 40m ./internal/providers/kubernetes/
+
+bench-ha: ## the HA rows of make bench alone: failover (row 7) and the steady-state cost of HA (row 8)
+	BENCH_ROWS="7 8" ./bench/run.sh
 
 bench-policy: ## simulator backtests of the policy against the oracle and the other autoscalers
 	$(GO) run ./bench/policy

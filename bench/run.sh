@@ -11,14 +11,19 @@
 #
 # A number never fails this script: a missed target is a result. It exits
 # non-zero only when a benchmark program itself breaks (after writing the
-# table). BENCH_ROWS selects rows (default "0 1 2 3 4 5 6"; rows 1 and 3 come
+# table). BENCH_ROWS selects rows (default "0 1 2 3 4 5 6 7 8"; rows 1 and 3 come
 # from one program); the results of rows not run are kept from the last run.
+#
+# Row 7 (HA failover) runs internal/hae2e's TestFailoverBench: nats-server
+# from .cache/tools (`make tools`, or built on the spot) and a Docker
+# engine. Row 8 (the steady-state cost of HA) runs bench/hacost, all in
+# one process.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=bench/out
 BIN=$OUT/bin
-ROWS=" ${BENCH_ROWS:-0 1 2 3 4 5 6} "
+ROWS=" ${BENCH_ROWS:-0 1 2 3 4 5 6 7 8} "
 RUN_ID="$(date +%s)-$$"
 mkdir -p "$OUT" "$BIN"
 status=0
@@ -41,7 +46,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 note "building the benchmark programs"
-go build -o "$BIN/" ./bench/stream ./bench/reaction ./bench/dockerscale ./bench/growth ./bench/decodefold ./bench/report || exit 1
+go build -o "$BIN/" ./bench/stream ./bench/reaction ./bench/dockerscale ./bench/growth ./bench/decodefold ./bench/hacost ./bench/report || exit 1
 
 if want 0; then
 	note "row 0: ledger fold"
@@ -63,6 +68,21 @@ if want 2; then
 	note "row 2: reaction"
 	rm -f "$OUT/reaction.json"
 	"$BIN/reaction" -out "$OUT/reaction.json" || status=1
+fi
+
+if want 7; then
+	note "row 7: HA failover (kill -9 of the holder → the new holder's first provider call)"
+	rm -f "$OUT/failover.txt"
+	# REQUIRE_*: a missing engine or nats-server is a failure here, which
+	# the row reports, not a silent skip.
+	HA_BENCH=1 HA_BENCH_TRIALS="${HA_BENCH_TRIALS:-20}" REQUIRE_DOCKER=1 REQUIRE_TOOLS=1 \
+		go test ./internal/hae2e -run '^TestFailoverBench$' -v -count=1 -timeout 60m >"$OUT/failover.txt" 2>&1 || status=1
+fi
+
+if want 8; then
+	note "row 8: steady-state cost of HA (3 replicas on a 3-node cluster vs one daemon on one server)"
+	rm -f "$OUT/hacost.json"
+	"$BIN/hacost" -out "$OUT/hacost.json" || status=1
 fi
 
 if want 5; then

@@ -40,7 +40,8 @@ func main() {
 	var sections []string
 	var loads []string
 	rows = append(rows, foldRows(filepath.Join(*dir, "fold.txt"), &sections)...)
-	for _, name := range []string{"decodefold", "stream", "reaction", "docker", "growth"} {
+	rows = append(rows, failoverRow(filepath.Join(*dir, "failover.txt"), &sections))
+	for _, name := range []string{"decodefold", "stream", "reaction", "docker", "growth", "hacost"} {
 		r, err := readResult(filepath.Join(*dir, name+".json"))
 		if err != nil {
 			for _, id := range programRows[name] {
@@ -91,6 +92,63 @@ var programRows = map[string][]string{
 	"reaction":   {"2 reaction"},
 	"docker":     {"4 Docker 0 → 50 → 0"},
 	"growth":     {"5 growth"},
+	"hacost":     {"8 steady-state cost of HA"},
+}
+
+// failoverRow reads TestFailoverBench's output (go test -v of
+// internal/hae2e with HA_BENCH=1): its summary line, against the
+// configured TTL and the bound TTL + R.
+func failoverRow(path string, sections *[]string) benchkit.Row {
+	const what = "HA failover: holder killed (kill -9) → first provider call by the new holder"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return benchkit.NotRun("7", what, "no result: "+err.Error())
+	}
+	var trials int
+	var ttl, renew, p50, p99, lo, hi time.Duration
+	found := false
+	for _, line := range strings.Split(string(data), "\n") {
+		_, rest, ok := strings.Cut(line, "failover over ")
+		if !ok {
+			continue
+		}
+		var sTTL, sR, s50, s99, sMin, sMax string
+		if _, err := fmt.Sscanf(rest, "%d trials, TTL %s R %s p50 %s p99 %s min %s max %s", &trials, &sTTL, &sR, &s50, &s99, &sMin, &sMax); err != nil {
+			continue
+		}
+		parse := func(s string) time.Duration {
+			d, _ := time.ParseDuration(strings.TrimRight(s, ":,"))
+			return d
+		}
+		ttl, renew, p50, p99, lo, hi = parse(sTTL), parse(sR), parse(s50), parse(s99), parse(sMin), parse(sMax)
+		found = true
+	}
+	if !found {
+		why := "no summary line in the output"
+		for _, line := range strings.Split(string(data), "\n") {
+			if l := strings.TrimSpace(line); strings.HasPrefix(l, "--- FAIL") || strings.HasPrefix(l, "--- SKIP") || strings.Contains(l, "harness_test.go") || strings.Contains(l, "bench_test.go") {
+				why += "; " + l
+			}
+		}
+		return benchkit.NotRun("7", what, why)
+	}
+	var summary []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "bench_test.go") || strings.HasPrefix(l, "--- ") {
+			summary = append(summary, l)
+		}
+	}
+	*sections = append(*sections, "**HA failover** (go test ./internal/hae2e -run TestFailoverBench, HA_BENCH=1)\n\n```\n"+strings.Join(summary, "\n")+"\n```")
+	bound := ttl + renew
+	return benchkit.Row{
+		ID: "7", What: what,
+		Reference: fmt.Sprintf("the configured lease TTL %s (bound TTL + renew interval %s)", benchkit.Dur(ttl), benchkit.Dur(bound)),
+		Ours:      fmt.Sprintf("p50 %s, p99 %s (min %s, max %s)", benchkit.Dur(p50), benchkit.Dur(p99), benchkit.Dur(lo), benchkit.Dur(hi)),
+		Ratio:     fmt.Sprintf("%.2f× TTL (p99)", float64(p99)/float64(ttl)),
+		Target:    "p99 within TTL + R",
+		Met:       benchkit.YesNo(p99 <= bound),
+		Note:      fmt.Sprintf("%d trials; 3-node cluster of nats-server processes, 2 daemon processes, real Docker workers; the spread is the renew phase (0 to R)", trials),
+	}
 }
 
 func cell(s string) string {

@@ -59,25 +59,48 @@ func (a *App) openLease(ctx context.Context) error {
 	return nil
 }
 
-// runLease keeps the lease session until ctx ends, and says the replica
-// is ready to take pools once the retained job stream is folded.
+// runLease keeps the lease session until ctx ends, says the replica is
+// ready to take pools once the retained job stream is folded, and keeps
+// the lease manager's pools those the reconciler runs: a reload's new
+// pools get their leases (shared like the others), and a pool a reload
+// removed keeps its lease until its last worker is gone (it still stops
+// workers), then is released.
 func (a *App) runLease(ctx context.Context, done chan<- error) {
 	go func() {
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
+		ready := false
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if a.rec.CaughtUp() {
-					a.lease.SetReady(true)
-					return
-				}
 			}
+			if !ready && a.rec.CaughtUp() {
+				a.lease.SetReady(true)
+				ready = true
+				t.Reset(a.lease.Timing().RenewEvery)
+			}
+			a.syncLeasePools()
 		}
 	}()
 	done <- a.lease.Run(ctx)
+}
+
+// syncLeasePools tells the lease manager the pools the reconciler runs
+// now (a reload calls it too, so its new pools need not wait for a tick).
+func (a *App) syncLeasePools() {
+	if a.lease == nil {
+		return
+	}
+	st := a.rec.Status()
+	pools := make([]domain.PoolName, 0, len(st))
+	for _, p := range st {
+		pools = append(pools, domain.PoolName(p.Pool))
+	}
+	if err := a.lease.SetPools(pools); err != nil {
+		a.log.Error().Err(err).Msg("ha: the pools of the reconciler are not valid lease keys")
+	}
 }
 
 // endLease gives up a lease session that Run never took over (New failed

@@ -108,11 +108,8 @@ func (a *App) reload(ctx context.Context, p *parts, trigger string) {
 	}
 	if len(ch.Added) > 0 {
 		a.restartConsumer(ctx, p)
-		if a.cfg.HA.Enabled {
-			log.Warn().Strs("added", names(ch.Added)).
-				Msg("ha: the pools this reload added have no lease until the replicas restart (the lease set is fixed at start): they follow their jobs and workers but nobody acts on them")
-		}
 	}
+	a.syncLeasePools()
 	a.m.ConfigReloads.WithLabelValues(metrics.ReloadApplied).Inc()
 	log.Info().Strs("added", names(ch.Added)).Strs("updated", names(ch.Updated)).Strs("rebuilt", names(ch.Rebuilt)).
 		Strs("removed", names(ch.Removed)).Strs("budgets", ch.Budgets).Strs("needs_restart", restart).Stringer("took", time.Since(start)).

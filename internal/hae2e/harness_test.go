@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -46,10 +47,15 @@ var daemonBin struct {
 	err  error
 }
 
-// daemonBinary builds cmd/autoscaler from this tree once per test run.
+// daemonBinary builds cmd/autoscaler from this tree once per test run
+// (or is HAE2E_DAEMON, when set).
 func daemonBinary(t *testing.T) string {
 	t.Helper()
 	daemonBin.once.Do(func() {
+		if bin := os.Getenv("HAE2E_DAEMON"); bin != "" { // a binary built beforehand, e.g. to run one commit many times
+			daemonBin.path = bin
+			return
+		}
 		root, err := dockertest.ModuleRoot()
 		if err != nil {
 			daemonBin.err = err
@@ -137,6 +143,14 @@ func (e *env) follow() {
 	e.wrkEv = bustest.Collect(e.t, js)
 }
 
+// logLevel is the replicas' log level: info, or HAE2E_LOG_LEVEL.
+func logLevel() string {
+	if l := os.Getenv("HAE2E_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "info"
+}
+
 // replica is one daemon process with its proxies.
 type replica struct {
 	e       *env
@@ -166,6 +180,13 @@ func (e *env) addReplica(id string, haOff bool) *replica {
 	dir := e.t.TempDir()
 	r.cfgPath = filepath.Join(dir, "config.yaml")
 	r.logPath = filepath.Join(dir, id+".log")
+	if keep := os.Getenv("HAE2E_LOG_DIR"); keep != "" { // to read a failed run's full logs
+		ldir := filepath.Join(keep, strings.ReplaceAll(e.t.Name(), "/", "_"))
+		if err := os.MkdirAll(ldir, 0o755); err != nil {
+			e.t.Fatal(err)
+		}
+		r.logPath = filepath.Join(ldir, id+".log")
+	}
 	r.http = fmt.Sprintf("127.0.0.1:%d", bustest.FreePort(e.t))
 	dockerHost := ""
 	if e.docker {
@@ -173,7 +194,7 @@ func (e *env) addReplica(id string, haOff bool) *replica {
 		dockerHost = r.engine.Host()
 	}
 	cfg := fmt.Sprintf(`name: %s
-log: {level: info, format: json}
+log: {level: %s, format: json}
 http: {listen: %q}
 nats:
   url: [%s]
@@ -205,7 +226,7 @@ pools:
       pull_policy: never
       network_mode: host
       read_only_rootfs: true
-`, e.owner, r.http, strings.Join(urls, ", "), !haOff, id, e.ttl, e.renew, pool, e.maxWorkers, e.nats.URL(), e.poolExtra, dockerHost, e.image)
+`, e.owner, logLevel(), r.http, strings.Join(urls, ", "), !haOff, id, e.ttl, e.renew, pool, e.maxWorkers, e.nats.URL(), e.poolExtra, dockerHost, e.image)
 	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
@@ -370,6 +391,21 @@ func (r *replica) pools() []reconciler.PoolStatus {
 		return nil
 	}
 	return body.Pools
+}
+
+// poolsJSON is the replica's /v1/pools as it answers it.
+func (r *replica) poolsJSON() string {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + r.http + "/v1/pools")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }
 
 // holds reports whether the replica says it may act on the pool now.
@@ -546,7 +582,48 @@ func (e *env) busyStops() []string {
 // waitNoContainers waits until the pool's workers are all gone.
 func (e *env) waitNoContainers(timeout time.Duration) {
 	e.t.Helper()
-	bustest.Eventually(e.t, timeout, "no worker container left", func() bool { return len(e.containers()) == 0 })
+	deadline := time.Now().Add(timeout)
+	left := e.containers()
+	for len(left) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		left = e.containers()
+	}
+	if len(left) > 0 {
+		var names []string
+		for _, c := range left {
+			names = append(names, fmt.Sprintf("%v (%s, %s)", c.Names, c.State, c.Status))
+		}
+		var views []string
+		for _, r := range e.replicas {
+			if r.running() {
+				views = append(views, r.id+": "+r.poolsJSON())
+			}
+		}
+		e.t.Fatalf("worker containers left %v after the jobs: %s\nthe replicas' /v1/pools:\n%s\njob events (event time, stored, received by the test):\n%s",
+			timeout, strings.Join(names, "; "), strings.Join(views, "\n"), e.jobTimes())
+	}
+}
+
+// jobTimes lists the job events with their times, to tell a late publish
+// from a late delivery.
+func (e *env) jobTimes() string {
+	var b strings.Builder
+	for _, ev := range e.jobEv.Events() {
+		fmt.Fprintf(&b, "  %s %s worker %s: at %s stored %s received %s\n", ev.Type, ev.Job.JobID, ev.Job.WorkerID,
+			ev.At.Format("15:04:05.000"), ev.Stored.Format("15:04:05.000"), ev.Received.Format("15:04:05.000"))
+	}
+	return b.String()
+}
+
+// lags is the worst lag of the job events so far: from the event's time
+// to the stream storing it (a late publish), and from storing to this
+// test's consumer receiving it (a late delivery).
+func (e *env) lags() (publish, delivery time.Duration) {
+	for _, ev := range e.jobEv.Events() {
+		publish = max(publish, ev.Stored.Sub(ev.At))
+		delivery = max(delivery, ev.Received.Sub(ev.Stored))
+	}
+	return publish, delivery
 }
 
 // call is one provider call that changes something (POST or DELETE on
@@ -606,7 +683,11 @@ func terms(cs []call) (switches int, gaps []time.Duration, inFlight int) {
 func describe(cs []call) string {
 	var b strings.Builder
 	for _, c := range cs {
-		fmt.Fprintf(&b, "  %s %s %s\n", c.start.Format("15:04:05.000"), c.replica, c.what)
+		end := "in flight"
+		if !c.end.IsZero() {
+			end = c.end.Format("15:04:05.000")
+		}
+		fmt.Fprintf(&b, "  %s-%s %s %s\n", c.start.Format("15:04:05.000"), end, c.replica, c.what)
 	}
 	return b.String()
 }

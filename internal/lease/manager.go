@@ -89,6 +89,8 @@ type Manager struct {
 
 	status  atomic.Pointer[Status]
 	readyCh chan bool
+	poolsCh chan []domain.PoolName // cap 1: the latest SetPools
+	poolsMu sync.Mutex             // SetPools's drain and send, as one
 
 	// Owned by Run's goroutine.
 	view    *View
@@ -128,11 +130,9 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 	if opt.Process == (Process{}) {
 		opt.Process = ThisProcess()
 	}
-	pools := slices.Clone(opt.Pools)
-	slices.Sort(pools)
-	pools = slices.Compact(pools)
+	pools := normalPools(opt.Pools)
 	m := &Manager{opt: opt, t: opt.Timing, keys: keys, now: opt.Now, log: opt.Log, readyCh: make(chan bool, 1),
-		acting: map[domain.PoolName]struct{}{}, failed: map[string]failure{}}
+		poolsCh: make(chan []domain.PoolName, 1), acting: map[domain.PoolName]struct{}{}, failed: map[string]failure{}}
 	replica, key := opt.Replica, keys.Session(opt.Replica)
 	if opt.Exclusive {
 		replica, key = opt.Process.Host, keys.Exclusive()
@@ -141,7 +141,7 @@ func Open(ctx context.Context, opt Options) (*Manager, error) {
 	rec := newSessionRecord(replica, opt.Process, m.t, m.self.Fingerprint, opt.Exclusive, m.now())
 	m.ren = &renewer{kv: opt.KV, key: key, t: m.t, now: m.now, fence: &m.fence, proc: opt.Process, log: m.log,
 		exclusive: opt.Exclusive, name: opt.Name, rec: rec,
-		ready: make(chan bool, 1), notify: make(chan struct{}, 1), done: make(chan struct{})}
+		ready: make(chan bool, 1), pools: make(chan string, 1), notify: make(chan struct{}, 1), done: make(chan struct{})}
 
 	if opt.Exclusive {
 		err = m.openExclusive(ctx, rec)
@@ -247,6 +247,13 @@ func (m *Manager) invalidate(ctx context.Context, stale map[string]uint64) {
 	}
 }
 
+// normalPools is a pool list sorted, without repeats.
+func normalPools(ps []domain.PoolName) []domain.PoolName {
+	pools := slices.Clone(ps)
+	slices.Sort(pools)
+	return slices.Compact(pools)
+}
+
 // fingerprint names a set of pools in a few bytes.
 func fingerprint(pools []domain.PoolName) string {
 	h := sha256.New()
@@ -276,6 +283,42 @@ func (m *Manager) SetReady(ready bool) {
 	m.readyCh <- ready
 }
 
+// SetPools changes the pools this replica serves (a config reload added
+// or removed some): with HA on it takes its share of the pools added, as
+// at start, and releases the pools dropped (reason "unserved"); its
+// session carries the new set's fingerprint from its next renewal, sent
+// at once, so the replicas that serve the same new set balance them among
+// themselves. With HA off it acts on every pool anyway; only the status
+// changes. It never blocks; the latest call wins.
+func (m *Manager) SetPools(pools []domain.PoolName) error {
+	for _, p := range pools {
+		if err := domain.ValidatePoolName(string(p)); err != nil {
+			return fmt.Errorf("lease: %w", err)
+		}
+	}
+	m.poolsMu.Lock()
+	defer m.poolsMu.Unlock()
+	select {
+	case <-m.poolsCh:
+	default:
+	}
+	m.poolsCh <- normalPools(pools)
+	return nil
+}
+
+// Timing is the lease timing the manager runs on.
+func (m *Manager) Timing() Timing { return m.t }
+
+// setPools takes in a SetPools (Run's goroutine).
+func (m *Manager) setPools(pools []domain.PoolName) {
+	if slices.Equal(pools, m.self.Pools) {
+		return
+	}
+	m.self.Pools, m.self.Fingerprint = pools, fingerprint(pools)
+	m.ren.setPools(m.self.Fingerprint)
+	m.log.Info().Int("pools", len(pools)).Str("fingerprint", m.self.Fingerprint).Msg("lease: the pools this replica serves changed")
+}
+
 // Run keeps the session and the pools' leases until ctx ends (call it as
 // soon as Open returns: the session is not renewed before), then
 // releases them (pools first, then the session), so the other replicas
@@ -300,6 +343,8 @@ func (m *Manager) runExclusive(ctx context.Context) error {
 		case ready := <-m.readyCh:
 			m.self.Ready = ready
 			m.ren.setReady(ready)
+		case pools := <-m.poolsCh:
+			m.self.Pools = pools
 		case <-m.ren.notify:
 			st := m.ren.State()
 			m.self.Session, m.self.Until = st.session, st.until
@@ -340,6 +385,8 @@ func (m *Manager) runReplica(ctx context.Context) error {
 		case ready := <-m.readyCh:
 			m.self.Ready = ready
 			m.ren.setReady(ready)
+		case pools := <-m.poolsCh:
+			m.setPools(pools)
 		case <-m.ren.notify:
 			if err := m.syncSession(); err != nil {
 				m.release(ctx)

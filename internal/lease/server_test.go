@@ -100,6 +100,56 @@ func TestReplicasShareAndHandOver(t *testing.T) {
 	eventually(t, 5*time.Second, "b's status naming every holder", func() bool { return statusTrue() == "" })
 }
 
+// Pools a config reload adds get leases at once, shared like the pools of
+// the start; pools it drops are released ("unserved") and nobody holds
+// them. Both replicas reload, one after the other, as a rollout of a new
+// config does.
+func TestSetPoolsLeasesReloadedPools(t *testing.T) {
+	kv := singleServer(t)
+	all := poolNames(6)
+	before := all[:4]
+	a := startReplica(t, replicaSpec{id: "a", kv: kv, pools: before, timing: fastTiming})
+	b := startReplica(t, replicaSpec{id: "b", kv: kv, pools: before, timing: fastTiming})
+	eventually(t, 10*time.Second, "the first 4 pools 2 and 2", func() bool {
+		checkExclusive(t, all, a, b)
+		return balancedWithinOne(before, a, b)
+	})
+
+	for _, r := range []*replica{a, b} {
+		if err := r.m.SetPools(all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	took := eventually(t, 10*time.Second, "the 6 pools 3 and 3 after the reload", func() bool {
+		checkExclusive(t, all, a, b)
+		return balancedWithinOne(all, a, b)
+	})
+	t.Logf("added pools held, balanced %s, %v after the reload", heldCounts(all, a, b), took.Round(time.Millisecond))
+	for _, r := range []*replica{a, b} {
+		if st := r.m.Status(); len(st.Pools) != len(all) {
+			t.Errorf("%s's status lists %d pools after the reload, want %d", r.id, len(st.Pools), len(all))
+		}
+	}
+
+	gone := all[4:]
+	wasUnserved := a.count(false, "unserved") + b.count(false, "unserved")
+	for _, r := range []*replica{a, b} {
+		if err := r.m.SetPools(before); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "the dropped pools held by nobody, the rest 2 and 2", func() bool {
+		checkExclusive(t, all, a, b)
+		return a.held(gone)+b.held(gone) == 0 && balancedWithinOne(before, a, b)
+	})
+	if n := a.count(false, "unserved") + b.count(false, "unserved") - wasUnserved; n != len(gone) {
+		t.Errorf("%d pools released as unserved, want %d: a %+v, b %+v", n, len(gone), a.Changes(), b.Changes())
+	}
+	if err := a.m.SetPools([]domain.PoolName{"bad pool"}); err == nil {
+		t.Error("SetPools took an invalid pool name")
+	}
+}
+
 // A replica cut off from the server by a real partition (its connection
 // goes through a TCP proxy that blackholes it) keeps running but stops
 // acting on its pools when its fence closes, before the other replica

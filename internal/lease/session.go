@@ -63,6 +63,7 @@ type renewer struct {
 	sent map[uint64]time.Time // renewal number -> when it was sent
 
 	ready  chan bool
+	pools  chan string   // cap 1: a new fingerprint of the pools served
 	notify chan struct{} // cap 1: the state changed
 	mu     sync.Mutex
 	state  sessionState
@@ -101,6 +102,16 @@ func (r *renewer) setReady(ready bool) {
 	r.ready <- ready
 }
 
+// setPools asks the renewer to write a new fingerprint of the pools the
+// replica serves with its next renewal, which it sends at once.
+func (r *renewer) setPools(fp string) {
+	select {
+	case <-r.pools:
+	default:
+	}
+	r.pools <- fp
+}
+
 // start records the session that claim established at rev, sent at sent.
 func (r *renewer) start(rev uint64, sent time.Time) {
 	r.rev = rev
@@ -121,6 +132,8 @@ func (r *renewer) run(ctx context.Context) {
 			return
 		case ready := <-r.ready:
 			r.rec.Ready = ready
+		case fp := <-r.pools:
+			r.rec.Pools = fp
 		case <-timer.C:
 		}
 		next, stop := r.renew(ctx)

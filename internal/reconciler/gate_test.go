@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -114,4 +115,121 @@ func TestGateClosedMeansNoCallsAndNoEvents(t *testing.T) {
 	if calls := fake.Calls(); len(calls) != n {
 		t.Fatalf("calls after the gate closed: %+v", calls[n:])
 	}
+}
+
+// deadlineGate is open until a time the test moves, like a lease fence
+// whose renewals land (or stop landing).
+type deadlineGate struct {
+	mu    sync.Mutex
+	until time.Time
+}
+
+func (g *deadlineGate) set(until time.Time) {
+	g.mu.Lock()
+	g.until = until
+	g.mu.Unlock()
+}
+
+func (g *deadlineGate) Until(_ domain.PoolName, now time.Time) (time.Time, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.until, now.Before(g.until)
+}
+
+// slowCreates is the fake provider with a Create that takes hold (or
+// until its context ends), reporting how each one ended.
+type slowCreates struct {
+	*fakeprovider.Provider
+	hold  time.Duration
+	ended chan createEnd
+}
+
+type createEnd struct {
+	at    time.Time
+	cause error // the context's cause when it ended early, nil when it ran its course
+}
+
+func (p *slowCreates) Create(ctx context.Context, spec providers.WorkerSpec) (domain.Worker, error) {
+	select {
+	case <-time.After(p.hold):
+		p.ended <- createEnd{at: time.Now()}
+		return p.Provider.Create(ctx, spec)
+	case <-ctx.Done():
+		p.ended <- createEnd{at: time.Now(), cause: context.Cause(ctx)}
+		return domain.Worker{}, ctx.Err()
+	}
+}
+
+// A provider call in flight ends at the fence: its context is cancelled
+// the moment the gate stops saying yes (so no call of a replica whose
+// lease could have expired is still running when another replica takes
+// the pool), and not before, however long the provider timeout; while
+// renewals move the fence on, a call longer than one fence period runs
+// its course.
+func TestFenceBoundsCallsInFlight(t *testing.T) {
+	run := func(t *testing.T, gate *deadlineGate, hold time.Duration) *slowCreates {
+		t.Helper()
+		prov := &slowCreates{Provider: fakeprovider.New(testPool), hold: hold, ended: make(chan createEnd, 4)}
+		m := metrics.New(prometheus.NewRegistry())
+		eng := engine.NewEngine([]engine.PoolConfig{{Name: testPool, Provider: "fake",
+			Settings:     policy.Settings{MaxWorkers: 1, JobsPerWorker: 1, IdleTimeout: time.Minute, ProvisionTimeout: time.Minute, MaxConcurrentProvisioning: 1},
+			RetryInitial: time.Hour, RetryMax: time.Hour}}, time.Hour)
+		r := New(eng, map[domain.PoolName]providers.Provider{testPool: prov}, &capturePub{decisions: make(chan domain.DecisionData, 16)}, m, zerolog.Nop(), Options{
+			Interval: 10 * time.Millisecond, ResyncInterval: time.Hour, ProviderTimeout: time.Minute, BreakerFailures: 3,
+			BreakerCooldown: time.Second, MaxConcurrentOps: 4, ShutdownTimeout: time.Second, Gate: gate, GateChanged: make(chan struct{})})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		now := time.Now()
+		r.Deliver(domain.Delivery{Type: domain.TypeJobQueued, CaughtUp: true, Event: domain.JobEvent{
+			Kind: domain.JobQueued, Pool: testPool, JobID: "j", Time: now, Stored: now}})
+		return prov
+	}
+	wait := func(t *testing.T, p *slowCreates) createEnd {
+		t.Helper()
+		select {
+		case e := <-p.ended:
+			return e
+		case <-time.After(30 * time.Second):
+			t.Fatal("the create neither ended nor was cut within 30 s (provider timeout 1 min)")
+		}
+		return createEnd{}
+	}
+
+	t.Run("no renewal: cut at the fence", func(t *testing.T) {
+		until := time.Now().Add(500 * time.Millisecond)
+		gate := &deadlineGate{until: until}
+		e := wait(t, run(t, gate, time.Hour))
+		if !errors.Is(e.cause, errFenceClosed) {
+			t.Fatalf("the create ended with cause %v, want the fence", e.cause)
+		}
+		if e.at.Before(until) {
+			t.Errorf("the create was cut %v before the fence closed", until.Sub(e.at))
+		}
+		t.Logf("cut %v after the fence closed", e.at.Sub(until).Round(time.Millisecond))
+	})
+
+	t.Run("renewed: runs its course", func(t *testing.T) {
+		gate := &deadlineGate{until: time.Now().Add(200 * time.Millisecond)}
+		stop := make(chan struct{})
+		renewed := make(chan struct{})
+		go func() { // renew every 50 ms, as a lease's renewals move its fence
+			defer close(renewed)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+					gate.set(time.Now().Add(200 * time.Millisecond))
+				}
+			}
+		}()
+		e := wait(t, run(t, gate, time.Second)) // five fence periods
+		close(stop)
+		<-renewed
+		if e.cause != nil {
+			t.Fatalf("a create under a renewed lease was cut: %v", e.cause)
+		}
+	})
 }

@@ -450,8 +450,10 @@ func (r *Reconciler) start(ctx context.Context, o engine.Op) {
 		if o.Kind == engine.OpStop {
 			timeout += max(o.Grace, o.DrainTimeout)
 		}
-		cctx, cancel := context.WithTimeout(ctx, timeout)
+		tctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		cctx, unfence := r.fenceBound(tctx, o.Pool)
+		defer unfence()
 		var res opResult
 		res.op = o
 		switch o.Kind {
@@ -465,12 +467,15 @@ func (r *Reconciler) start(ctx context.Context, o engine.Op) {
 		if errors.Is(res.err, providers.ErrNotFound) && o.Kind != engine.OpCreate {
 			res.err = nil
 		}
+		res.err = fencedErr(cctx, res.err)
 		result := "ok"
 		if res.err != nil {
 			result = "error"
 		}
 		r.m.ProviderOps.WithLabelValues(string(o.Pool), prov.Name(), o.Kind.String(), result).Inc()
-		b.Record(res.err, r.now())
+		if !errors.Is(res.err, errFenceClosed) { // not the provider's failure
+			b.Record(res.err, r.now())
+		}
 		r.report(res)
 	}()
 }

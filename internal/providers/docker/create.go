@@ -26,6 +26,9 @@ func (p *Provider) Create(ctx context.Context, spec providers.WorkerSpec) (domai
 	if err := spec.Check(p.cfg.Pool); err != nil {
 		return domain.Worker{}, fmt.Errorf("creating container %s: %w", name, err)
 	}
+	if err := p.negotiate(ctx); err != nil {
+		return domain.Worker{}, fmt.Errorf("creating container %s: %w", name, err)
+	}
 
 	// A retried Create finds its container without touching the image.
 	ci, err := p.cli.ContainerInspect(ctx, name)

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/mount"
@@ -81,6 +83,11 @@ type Provider struct {
 	log    zerolog.Logger
 	mounts []mount.Mount
 	policy string
+
+	// negotiating single-flights the API version negotiation; negotiated
+	// says it is done (see negotiate).
+	negotiating sync.Mutex
+	negotiated  atomic.Bool
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -156,11 +163,39 @@ func (p *Provider) Close() error {
 	return nil
 }
 
-// Ping checks that the engine answers.
+// Ping checks that the engine answers (and settles the API version).
 func (p *Provider) Ping(ctx context.Context) error {
-	if _, err := p.cli.Ping(ctx); err != nil {
+	if p.negotiated.Load() {
+		if _, err := p.cli.Ping(ctx); err != nil {
+			return fmt.Errorf("pinging docker engine %s: %w", p.cli.DaemonHost(), err)
+		}
+		return nil
+	}
+	return p.negotiate(ctx)
+}
+
+// negotiate settles the engine's API version once, before the provider's
+// first request. The client's own negotiation is lazy, on its first
+// request, and writes the version while other first requests may read it
+// without its lock (ContainerList, Events and ContainerStop read it to
+// shape their query): the daemon's first calls on a pool come at once, so
+// every method calls negotiate first. One ping, under a lock; a failed
+// one is tried again by the next call (the engine may come up later).
+func (p *Provider) negotiate(ctx context.Context) error {
+	if p.negotiated.Load() {
+		return nil
+	}
+	p.negotiating.Lock()
+	defer p.negotiating.Unlock()
+	if p.negotiated.Load() {
+		return nil
+	}
+	ping, err := p.cli.Ping(ctx)
+	if err != nil {
 		return fmt.Errorf("pinging docker engine %s: %w", p.cli.DaemonHost(), err)
 	}
+	p.cli.NegotiateAPIVersionPing(ping)
+	p.negotiated.Store(true)
 	return nil
 }
 

@@ -19,6 +19,9 @@ import (
 // returns found=false when no container has the worker's name.
 func (p *Provider) lookup(ctx context.Context, id domain.WorkerID) (container.InspectResponse, bool, error) {
 	name := domain.WorkerName(id)
+	if err := p.negotiate(ctx); err != nil {
+		return container.InspectResponse{}, false, fmt.Errorf("inspecting container %s: %w", name, err)
+	}
 	ci, err := p.cli.ContainerInspect(ctx, name)
 	if err != nil {
 		if isNotFound(err) {
@@ -111,6 +114,9 @@ func (p *Provider) filterArgs() filters.Args {
 // containers are mapped from the listing; the others are inspected for
 // their exit code and error.
 func (p *Provider) List(ctx context.Context) ([]domain.Worker, error) {
+	if err := p.negotiate(ctx); err != nil {
+		return nil, fmt.Errorf("listing containers of pool %s: %w", p.cfg.Pool, err)
+	}
 	cs, err := p.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: p.filterArgs()})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers of pool %s: %w", p.cfg.Pool, err)
@@ -158,6 +164,9 @@ const inspectTimeout = 10 * time.Second
 // destroyed). The channel is closed when ctx ends or the event stream
 // breaks; the caller then lists and watches again.
 func (p *Provider) Watch(ctx context.Context) (<-chan domain.WorkerChange, error) {
+	if err := p.negotiate(ctx); err != nil {
+		return nil, fmt.Errorf("watching containers of pool %s: %w", p.cfg.Pool, err)
+	}
 	args := p.filterArgs()
 	args.Add("type", string(events.ContainerEventType))
 	ctx, cancel := context.WithCancel(ctx)

@@ -128,6 +128,9 @@ type Event struct {
 	Decide  domain.DecisionData
 	Job     domain.JobData
 	At      time.Time
+	// Stored is when the stream stored it, Received when this collector
+	// got it (to tell a late publish from a late delivery).
+	Stored, Received time.Time
 }
 
 // Collector follows HODEI_WORKERS (lifecycle and decisions).
@@ -159,7 +162,10 @@ func CollectStream(t testing.TB, js jetstream.JetStream, stream string) *Collect
 		if err := json.Unmarshal(m.Data(), &ce); err != nil {
 			return
 		}
-		e := Event{Subject: m.Subject(), Type: ce.Type, At: ce.Time}
+		e := Event{Subject: m.Subject(), Type: ce.Type, At: ce.Time, Received: time.Now()}
+		if md, err := m.Metadata(); err == nil {
+			e.Stored = md.Timestamp
+		}
 		switch {
 		case ce.Type == domain.TypeDecision:
 			_ = json.Unmarshal(ce.Data, &e.Decide)
