@@ -64,13 +64,13 @@ func CheckJSONText(raw []byte) error {
 			inString = false
 		case '\\':
 			if i+1 < len(raw) && raw[i+1] == 'u' {
-				r, ok := hex4(raw, i+2)
+				r, ok := Hex4(raw, i+2)
 				switch {
 				case !ok:
 				case r >= 0xD800 && r < 0xDC00: // high surrogate: a low one must follow
 					lo, ok := rune(0), false
 					if i+7 < len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u' {
-						lo, ok = hex4(raw, i+8)
+						lo, ok = Hex4(raw, i+8)
 					}
 					if !ok || lo < 0xDC00 || lo >= 0xE000 {
 						return &InvalidError{Reason: ReasonInvalidUTF8, Detail: fmt.Sprintf("payload has a lone UTF-16 surrogate \\u%04x at offset %d", r, i)}
@@ -87,7 +87,9 @@ func CheckJSONText(raw []byte) error {
 	return nil
 }
 
-func hex4(b []byte, at int) (rune, bool) {
+// Hex4 reads the four hex digits of a JSON \u escape at b[at:], the one
+// reading of them for CheckJSONText and the events package's envelope scanner.
+func Hex4(b []byte, at int) (rune, bool) {
 	if at+4 > len(b) {
 		return 0, false
 	}

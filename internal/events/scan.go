@@ -601,7 +601,7 @@ func (s *scanner) skipString() bool {
 			switch s.p[s.i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
-				r, ok := hex4(s.p, s.i+1)
+				r, ok := domain.Hex4(s.p, s.i+1)
 				if !ok || (r >= 0xD800 && r < 0xE000) {
 					return false
 				}
@@ -612,28 +612,6 @@ func (s *scanner) skipString() bool {
 		}
 		s.i++
 	}
-}
-
-func hex4(b []byte, at int) (rune, bool) {
-	if at+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[at : at+4] {
-		var v byte
-		switch {
-		case c >= '0' && c <= '9':
-			v = c - '0'
-		case c >= 'a' && c <= 'f':
-			v = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			v = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(v)
-	}
-	return r, true
 }
 
 // skipNumber passes over a number of the JSON grammar:
