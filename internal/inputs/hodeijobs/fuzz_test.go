@@ -14,7 +14,7 @@ var fuzzReasons = map[string]bool{
 	domain.ReasonTooLarge: true, domain.ReasonNotJSON: true, domain.ReasonBadEnvelope: true,
 	domain.ReasonBadPayload: true, domain.ReasonUnknownVariant: true, domain.ReasonUnknownState: true,
 	domain.ReasonMissingJobID: true, domain.ReasonBadWorkerID: true, domain.ReasonBadResources: true,
-	domain.ReasonNoRoute: true,
+	domain.ReasonNoRoute: true, domain.ReasonInvalidUTF8: true,
 }
 
 // FuzzDecodeHodei: the decoder never panics; each message gives an
