@@ -50,6 +50,17 @@ func TestHelmHA(t *testing.T) {
 		t.Errorf("rendered ha %+v, nats url %q replicas %d", cfg.HA, cfg.NATS.URL, cfg.NATS.Streams.Replicas)
 	}
 
+	// nats.url as a list of the cluster's servers, as the daemon takes it.
+	objs = h.template(t, "--set", "replicas=2", "--set", "config.ha.enabled=true",
+		"--set-json", `config.nats.url=["nats://nats-0:4222","nats://nats-1:4222","nats://nats-2:4222"]`)
+	cm = into[corev1.ConfigMap](t, find(t, objs, "ConfigMap"))
+	if cfg, err = config.Parse([]byte(cm.Data["config.yaml"]), nil); err != nil {
+		t.Fatalf("the daemon refuses the rendered config with a URL list: %v", err)
+	}
+	if cfg.NATS.URL != "nats://nats-0:4222,nats://nats-1:4222,nats://nats-2:4222" {
+		t.Errorf("rendered nats url list read as %q", cfg.NATS.URL)
+	}
+
 	// An explicit affinity is the operator's, as is.
 	objs = h.template(t, "--set", "replicas=2", "--set", "config.ha.enabled=true", "--set", "config.nats.url=nats://n:4222",
 		"--set", "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=pool",

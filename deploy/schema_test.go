@@ -149,6 +149,12 @@ func objectSchema(t reflect.Type, where string) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if where+"."+name == "config.nats.url" {
+			// A string field that the loader also takes as a YAML list of
+			// URLs (config's joinURLList): the servers of a cluster.
+			s = map[string]any{"type": []any{"string", "array"}, "items": map[string]any{"type": "string"},
+				"description": "embedded, or the NATS URLs: comma separated or a list"}
+		}
 		props[name] = s
 	}
 	return map[string]any{"type": "object", "additionalProperties": false, "properties": props}, nil
