@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log"
 	"strings"
 	"sync"
@@ -585,4 +586,64 @@ func TestClaimStaleTakeover(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// A claim whose run never began (its started could not be published) is
+// released, so the job's next delivery runs at once on any worker instead
+// of after the stale period; a release deletes only the revision it
+// wrote, never a claim another worker has taken since. Real NATS.
+func TestClaimReleasedWhenTheRunNeverBegan(t *testing.T) {
+	b := newBus(t, startNATS(t))
+	b.createStream()
+	var logs strings.Builder
+	w := &worker{s: settings{Pool: testPool, WorkerID: newUUID(), AckWait: 30 * time.Second},
+		js: b.js, log: log.New(&logs, "", 0), run: newRunning()}
+	kv, err := w.claimsBucket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(job string) (string, bool) {
+		t.Helper()
+		e, err := kv.Get(context.Background(), claimKey(testPool, job))
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return "", false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(e.Value()), true
+	}
+
+	rev, err := w.claim("never-began")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := get("never-began"); !ok || v != "run:"+w.s.WorkerID {
+		t.Fatalf("claim %q (present %v), want run:%s", v, ok, w.s.WorkerID)
+	}
+	w.release("never-began", rev)
+	if v, ok := get("never-began"); ok {
+		t.Errorf("claim %q still there after the release", v)
+	}
+	other := &worker{s: settings{Pool: testPool, WorkerID: newUUID(), AckWait: 30 * time.Second},
+		js: b.js, log: log.New(&logs, "", 0), run: newRunning()}
+	if _, err := other.claim("never-began"); err != nil {
+		t.Errorf("another worker could not claim the released job at once: %v", err)
+	}
+
+	// A stale release (the claim was taken over since) leaves the new claim.
+	rev, err = w.claim("taken-since")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Update(context.Background(), claimKey(testPool, "taken-since"), []byte("run:"+other.s.WorkerID), rev); err != nil {
+		t.Fatal(err)
+	}
+	w.release("taken-since", rev)
+	if v, ok := get("taken-since"); !ok || v != "run:"+other.s.WorkerID {
+		t.Errorf("claim %q (present %v) after a stale release, want the other worker's run:%s", v, ok, other.s.WorkerID)
+	}
+	if !strings.Contains(logs.String(), "releasing the claim") {
+		t.Errorf("the refused release was not logged: %q", logs.String())
+	}
 }
