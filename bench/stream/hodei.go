@@ -110,37 +110,11 @@ func hodeiRow(ctx context.Context, res *benchkit.Result, url string, n, reps int
 	evs := mix.Events(n)
 	wantPending, wantRunning := expected(evs)
 	start := time.Now()
-	const window = 1024
-	futures := make([]jetstream.PubAckFuture, 0, window)
-	wait := func() error {
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return fmt.Errorf("publish: %w", err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		futures = futures[:0]
-		return nil
-	}
-	for _, ev := range evs {
-		subj, body, err := hodeiMessage(ev, time.Now())
-		if err != nil {
-			return err
-		}
-		f, err := js.PublishAsync(subj, body)
-		if err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-		if futures = append(futures, f); len(futures) == window {
-			if err := wait(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := wait(); err != nil {
+	err = benchkit.PublishAll(ctx, js, len(evs), func(i int) (string, []byte, []jetstream.PublishOpt, error) {
+		subj, body, err := hodeiMessage(evs[i], time.Now())
+		return subj, body, nil, err
+	})
+	if err != nil {
 		return err
 	}
 	deadline := time.Now().Add(5 * time.Minute)

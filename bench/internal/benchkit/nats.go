@@ -168,6 +168,15 @@ func (m Mix) Events(n int) []Event {
 // Fill publishes evs to JetStream with the Nats-Msg-Id header, as a
 // scheduler does, many in flight at once, and waits for every ack.
 func Fill(ctx context.Context, js jetstream.JetStream, evs []Event, now func() time.Time) error {
+	return PublishAll(ctx, js, len(evs), func(i int) (string, []byte, []jetstream.PublishOpt, error) {
+		subj, payload, id, err := Encode(evs[i], now())
+		return subj, payload, []jetstream.PublishOpt{jetstream.WithMsgID(id)}, err
+	})
+}
+
+// PublishAll publishes the n messages that msg(i) gives, many in flight at
+// once, and waits for every ack.
+func PublishAll(ctx context.Context, js jetstream.JetStream, n int, msg func(i int) (subject string, data []byte, opts []jetstream.PublishOpt, err error)) error {
 	const window = 1024 // below PublishAsyncMaxPending (4000), which stalls a loaded machine
 	futures := make([]jetstream.PubAckFuture, 0, window)
 	wait := func() error {
@@ -183,12 +192,12 @@ func Fill(ctx context.Context, js jetstream.JetStream, evs []Event, now func() t
 		futures = futures[:0]
 		return nil
 	}
-	for _, ev := range evs {
-		subj, payload, id, err := Encode(ev, now())
+	for i := range n {
+		subj, data, opts, err := msg(i)
 		if err != nil {
 			return err
 		}
-		f, err := js.PublishAsync(subj, payload, jetstream.WithMsgID(id))
+		f, err := js.PublishAsync(subj, data, opts...)
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
