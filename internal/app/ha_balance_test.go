@@ -19,6 +19,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/natscluster"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/syncbuf"
+	"github.com/hodei/hodei-autoscaler/internal/testutil/tcpproxy"
 )
 
 // 1,000 pools over three daemon replicas on a real three-node NATS
@@ -27,7 +28,12 @@ import (
 // its pools are spread over the other two (500 each, within one) within
 // the lease ttl plus a renew interval; it starts again and gets its
 // third back, with only as many pools moving to it as it then holds
-// (plus two). At every sample no pool is held by two replicas at once.
+// (plus two). Then c is cut off from every NATS server while it keeps
+// running (a blackhole TCP proxy in front of each of its connections, the
+// in-process stand-in for a kill -9: it stops renewing): a and b hold 500
+// each within the ttl plus a renew interval, and c's own fence lets it
+// act on none of them; healed, c gets its third back. At every sample no
+// pool is held by two replicas at once.
 //
 // The replicas are in-process daemons (New and Run, the daemon's whole
 // wiring: bus, streams, lease bucket with 3 copies, reconciler, HTTP
@@ -73,10 +79,20 @@ func TestHAThousandPoolsBalanceOverThreeReplicas(t *testing.T) {
 	f := &fakes{byKey: map[string][]*fakeprovider.Provider{}}
 	var mu sync.Mutex
 	live := map[string]*haReplica{}
+	proxies := map[string][]*tcpproxy.Proxy{}
 	start := func(id string) *haReplica {
 		t.Helper()
 		cfg := base
 		cfg.HA.ReplicaID = id
+		// Each replica reaches the cluster through TCP proxies of its
+		// own, so the test can cut one off from every server.
+		var urls []string
+		for _, n := range cluster.Nodes {
+			px := tcpproxy.Start(t, n.Addr())
+			urls = append(urls, "nats://"+px.Addr())
+			proxies[id] = append(proxies[id], px)
+		}
+		cfg.NATS.URL = strings.Join(urls, ",")
 		r := startHAReplica(t, id, cfg, Options{Providers: f.build})
 		mu.Lock()
 		live[id] = r
@@ -193,6 +209,50 @@ func TestHAThousandPoolsBalanceOverThreeReplicas(t *testing.T) {
 		}
 	}
 	movedBefore := a.gained(t) + b.gained(t) + c.gained(t)
+
+	// c is cut off from every NATS server (its packets dropped) while it
+	// keeps running: it stops acting on its pools as its fence closes,
+	// and a and b take them within the ttl plus a renew interval; the
+	// check sees c's fence too, so a pool c still believed it held would
+	// count as held twice. Healed, c gets its share back.
+	cut := time.Now()
+	for _, px := range proxies["c"] {
+		px.Cut(tcpproxy.Blackhole)
+	}
+	mu.Lock()
+	delete(live, "c") // its HTTP API still answers; its fence is checked below
+	mu.Unlock()
+	partitioned := func() map[string]int {
+		counts := check()
+		now := time.Now()
+		for _, p := range names {
+			if c.app.lease.MayAct(p, now) && (a.app.lease.MayAct(p, now) || b.app.lease.MayAct(p, now)) {
+				t.Fatalf("pool %s held by c (cut off) and another replica at once", p)
+			}
+		}
+		return counts
+	}
+	for begin := time.Now(); ; {
+		counts = partitioned()
+		if balanced(counts, "a", "b") {
+			break
+		}
+		if time.Since(begin) > ttl+renew+2*time.Second {
+			t.Fatalf("c cut off: not 500/500 after %v: %v", time.Since(begin), counts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("c cut off: %v after %v; c's fence holds %d", counts, time.Since(cut).Round(time.Millisecond), len(c.app.lease.Fence().Held(time.Now())))
+	healed := time.Now()
+	for _, px := range proxies["c"] {
+		px.Restore()
+	}
+	mu.Lock()
+	live["c"] = c
+	mu.Unlock()
+	counts, _ = watch("333/334 each after c was healed", 60*time.Second, "a", "b", "c")
+	t.Logf("c healed: %v after %v", counts, time.Since(healed).Round(time.Millisecond))
+	movedBefore = a.gained(t) + b.gained(t) + c.gained(t)
 
 	// Nothing moves once balanced: the counts stay put for three renew
 	// intervals, sampled all along.
