@@ -626,27 +626,38 @@ type lifecycleEvent struct {
 	at     time.Time
 }
 
-// readLifecycle reads HODEI_WORKERS from its first message to its last and
-// returns pool's worker lifecycle events, in order: the stream keeps them
-// across restarts of the daemon, which its logs do not.
-func readLifecycle(t *testing.T, js jetstream.JetStream, pool string) []lifecycleEvent {
+// readStream returns every message stream holds, from its first to its
+// last, in order (a deleted sequence is skipped).
+func readStream(t *testing.T, js jetstream.JetStream, stream string) []*jetstream.RawStreamMsg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, events.StreamWorkers)
+	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		t.Fatalf("reading %s: %v", events.StreamWorkers, err)
+		t.Fatalf("reading %s: %v", stream, err)
 	}
 	st := s.CachedInfo().State
-	var out []lifecycleEvent
+	var out []*jetstream.RawStreamMsg
 	for seq := st.FirstSeq; seq <= st.LastSeq && st.Msgs > 0; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
 		if err != nil {
-			t.Fatalf("reading %s seq %d: %v", events.StreamWorkers, seq, err)
+			t.Fatalf("reading %s seq %d: %v", stream, seq, err)
 		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// readLifecycle reads HODEI_WORKERS from its first message to its last and
+// returns pool's worker lifecycle events, in order: the stream keeps them
+// across restarts of the daemon, which its logs do not.
+func readLifecycle(t *testing.T, js jetstream.JetStream, pool string) []lifecycleEvent {
+	t.Helper()
+	var out []lifecycleEvent
+	for _, m := range readStream(t, js, events.StreamWorkers) {
 		var ce domain.CloudEvent
 		var d domain.WorkerEventData
 		if json.Unmarshal(m.Data, &ce) != nil || !strings.HasPrefix(ce.Type, domain.TypeWorkerPrefix) || json.Unmarshal(ce.Data, &d) != nil || d.Pool != pool {
@@ -661,22 +672,8 @@ func readLifecycle(t *testing.T, js jetstream.JetStream, pool string) []lifecycl
 // returns pool's well-formed events, in order.
 func readJobEvents(t *testing.T, js jetstream.JetStream, pool string) []jobEvent {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, events.StreamJobs)
-	if err != nil {
-		t.Fatalf("reading %s: %v", events.StreamJobs, err)
-	}
-	st := s.CachedInfo().State
 	var out []jobEvent
-	for seq := st.FirstSeq; seq <= st.LastSeq && st.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("reading %s seq %d: %v", events.StreamJobs, seq, err)
-		}
+	for _, m := range readStream(t, js, events.StreamJobs) {
 		var ce domain.CloudEvent
 		var d domain.JobData
 		if json.Unmarshal(m.Data, &ce) != nil || json.Unmarshal(ce.Data, &d) != nil || d.JobID == "" {

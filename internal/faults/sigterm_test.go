@@ -1,9 +1,7 @@
 package faults
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -169,25 +167,11 @@ func loggedEvents(logs *logBuffer) []string {
 // busEvents renders HODEI_WORKERS as loggedEvents does, sorted.
 func busEvents(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, events.StreamWorkers)
-	if err != nil {
-		t.Fatalf("reading %s: %v", events.StreamWorkers, err)
-	}
-	st := s.CachedInfo().State
 	var out []string
-	for seq := st.FirstSeq; seq <= st.LastSeq && st.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("reading %s seq %d: %v", events.StreamWorkers, seq, err)
-		}
+	for _, m := range readStream(t, js, events.StreamWorkers) {
 		var ce domain.CloudEvent
 		if err := json.Unmarshal(m.Data, &ce); err != nil {
-			t.Fatalf("event seq %d is not JSON: %v", seq, err)
+			t.Fatalf("event seq %d is not JSON: %v", m.Sequence, err)
 		}
 		if ce.Type == domain.TypeDecision {
 			var d domain.DecisionData
