@@ -6,12 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
-	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
-	"github.com/hodei/hodei-autoscaler/internal/testutil/syncbuf"
 )
 
 // With ha on, a pool a reload adds gets its lease at once (the replica
@@ -27,17 +23,8 @@ func TestReloadLeasesAddedPools(t *testing.T) {
 	cfg.HA.LeaseTTL, cfg.HA.RenewInterval = config.Duration(2*time.Second), config.Duration(300*time.Millisecond)
 	cfg.HA.CallTimeout, cfg.HA.SafetySlack = config.Duration(500*time.Millisecond), config.Duration(100*time.Millisecond)
 	cfg.Pools[0].MaxWorkers = 2
-	writeConfigFile(t, path, cfg)
-	loaded, err := LoadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncbuf.Buffer
-	f := &fakes{byKey: map[string][]*fakeprovider.Provider{}}
-	a := runApp(t, loaded, Options{Logger: zerolog.New(&logs), Providers: f.build, ConfigFile: path,
-		WatchSettle: 20 * time.Millisecond, WatchPoll: time.Hour})
-	_, js := bustest.Connect(t, a.BusURL())
-	jobs := bustest.NewJobs(t, js)
+	r := runReloadable(t, path, cfg)
+	a, f, jobs := r.app, r.fakes, r.jobs
 	held := func(name string) bool {
 		for _, s := range a.Status() {
 			if s.Pool == name {

@@ -8,13 +8,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/rs/zerolog"
 
 	"github.com/hodei/hodei-autoscaler/internal/config"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/testutil/bustest"
-	"github.com/hodei/hodei-autoscaler/internal/testutil/fakeprovider"
-	"github.com/hodei/hodei-autoscaler/internal/testutil/syncbuf"
 )
 
 // A reload applies budget changes live (docs/policy.md): raised, the
@@ -28,17 +25,8 @@ func TestReloadAppliesBudgets(t *testing.T) {
 	cfg.Pools[0].MaxWorkers = 10
 	cfg.Pools[0].Budget = "shared"
 	cfg.Budgets = map[string]config.Budget{"shared": {Workers: 2}}
-	writeConfigFile(t, path, cfg)
-	loaded, err := LoadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncbuf.Buffer
-	f := &fakes{byKey: map[string][]*fakeprovider.Provider{}}
-	a := runApp(t, loaded, Options{Logger: zerolog.New(&logs), Providers: f.build, ConfigFile: path,
-		WatchSettle: 20 * time.Millisecond, WatchPoll: time.Hour})
-	_, js := bustest.Connect(t, a.BusURL())
-	jobs := bustest.NewJobs(t, js)
+	r := runReloadable(t, path, cfg)
+	a, f, logs, jobs := r.app, r.fakes, r.logs, r.jobs
 	for i := range 6 {
 		jobs.Queued("p1", fmt.Sprint("j", i), nil)
 	}

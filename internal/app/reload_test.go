@@ -71,17 +71,8 @@ func TestReloadCycle(t *testing.T) {
 	path := filepath.Join(dir, "config.yaml")
 	cfg := testConfig(t, filepath.Join(dir, "nats"))
 	cfg.Pools[0].MaxWorkers = 2
-	writeConfigFile(t, path, cfg)
-	loaded, err := LoadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncbuf.Buffer
-	f := &fakes{byKey: map[string][]*fakeprovider.Provider{}}
-	a := runApp(t, loaded, Options{Logger: zerolog.New(&logs), Providers: f.build, ConfigFile: path,
-		WatchSettle: 20 * time.Millisecond, WatchPoll: time.Hour})
-	_, js := bustest.Connect(t, a.BusURL())
-	jobs := bustest.NewJobs(t, js)
+	r := runReloadable(t, path, cfg)
+	a, f, logs, jobs := r.app, r.fakes, r.logs, r.jobs
 	for i := range 6 {
 		jobs.Queued("p1", fmt.Sprint("j", i), nil)
 	}
@@ -153,6 +144,32 @@ func TestReloadCycle(t *testing.T) {
 	if got, _ := testutil.GatherAndCount(a.reg, "hodei_autoscaler_desired_workers"); got != 1 {
 		t.Errorf("%d desired_workers series after p2 went, want only p1's", got)
 	}
+}
+
+// reloadable is a daemon started from a config file it watches, on fake
+// providers, with a publisher of job events.
+type reloadable struct {
+	app   *App
+	fakes *fakes
+	logs  *syncbuf.Buffer
+	jobs  *bustest.Jobs
+}
+
+// runReloadable writes cfg to path and runs a daemon loaded from it that
+// applies changes of the file (settled 20ms after a write, never polled).
+func runReloadable(t *testing.T, path string, cfg config.Config) reloadable {
+	t.Helper()
+	writeConfigFile(t, path, cfg)
+	loaded, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reloadable{fakes: &fakes{byKey: map[string][]*fakeprovider.Provider{}}, logs: new(syncbuf.Buffer)}
+	r.app = runApp(t, loaded, Options{Logger: zerolog.New(r.logs), Providers: r.fakes.build, ConfigFile: path,
+		WatchSettle: 20 * time.Millisecond, WatchPoll: time.Hour})
+	_, js := bustest.Connect(t, r.app.BusURL())
+	r.jobs = bustest.NewJobs(t, js)
+	return r
 }
 
 // runApp runs a daemon on cfg until the end of the test, and waits until
