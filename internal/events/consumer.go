@@ -237,16 +237,16 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 	var d domain.Delivery
-	md, err := msg.Metadata()
-	if err == nil {
-		d.CaughtUp = md.NumPending == 0
-		d.Seq = md.Sequence.Stream
+	md, haveMeta := metadata(msg)
+	if haveMeta {
+		d.CaughtUp = md.pending == 0
+		d.Seq = md.seq
 	}
 	if c.DecodeMsg != nil {
 		got := c.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data())
 		d.Event, d.Err, d.Type, d.Ignored, d.Heartbeat = got.Event, got.Err, got.Type, got.Ignored, got.Heartbeat
-		if d.Err == nil && !d.Ignored && md != nil {
-			d.Event.Seq, d.Event.Stored = md.Sequence.Stream, md.Timestamp
+		if d.Err == nil && !d.Ignored && haveMeta {
+			d.Event.Seq, d.Event.Stored = md.seq, md.stored
 		}
 		if d.Err == nil && !d.Ignored {
 			if err := c.Decoder.CheckTime(d.Event); err != nil {
@@ -265,9 +265,8 @@ func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 		d.Err = err
 		return d
 	}
-	if md != nil {
-		ev.Seq = md.Sequence.Stream
-		ev.Stored = md.Timestamp
+	if haveMeta {
+		ev.Seq, ev.Stored = md.seq, md.stored
 	}
 	if err := c.Decoder.CheckTime(ev); err != nil {
 		d.Err = err
@@ -275,6 +274,19 @@ func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 	}
 	d.Event = ev
 	return d
+}
+
+// metadata is msg's stream sequence, time and pending count:
+// parseAckReply's, or Metadata's when that declines.
+func metadata(msg jetstream.Msg) (ackMeta, bool) {
+	if md, ok := parseAckReply(msg.Reply()); ok {
+		return md, true
+	}
+	md, err := msg.Metadata()
+	if err != nil {
+		return ackMeta{}, false
+	}
+	return ackMeta{seq: md.Sequence.Stream, stored: md.Timestamp, pending: md.NumPending}, true
 }
 
 // open creates the ordered consumer at stream sequence from (0: the first
