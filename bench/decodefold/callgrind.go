@@ -29,20 +29,24 @@ var parts = []struct {
 }{
 	// Decode is a wrapper the compiler inlines into foldAll: its body is decode.
 	{"decode", "internal/events.Decoder.decode [", func(c *counts) *uint64 { return &c.Decode }},
+	{"decode", "internal/inputs/hodeijobs.(*Decoder).Decode [", func(c *counts) *uint64 { return &c.Decode }},
 	{"apply", "internal/engine.(*Engine).ApplyJob [", func(c *counts) *uint64 { return &c.Apply }},
 }
 
 // callgrindOnce runs this program under callgrind for n events and reads
 // the counts with callgrind_annotate.
-func callgrindOnce(n int, dir string, rep int) (counts, error) {
+func callgrindOnce(n int, dir string, rep int, hodei bool) (counts, error) {
 	var c counts
 	self, err := os.Executable()
 	if err != nil {
 		return c, err
 	}
 	out := filepath.Join(dir, fmt.Sprintf("callgrind.%d.out", rep))
-	cmd := exec.Command("valgrind", "--tool=callgrind", "--toggle-collect=main.foldAll", "--callgrind-out-file="+out,
-		self, "-events", strconv.Itoa(n))
+	fold, args := "main.foldAll", []string{"-events", strconv.Itoa(n)}
+	if hodei {
+		fold, args = "main.foldHodei", append(args, "-hodei")
+	}
+	cmd := exec.Command("valgrind", append([]string{"--tool=callgrind", "--toggle-collect=" + fold, "--callgrind-out-file=" + out, self}, args...)...)
 	// Async preemption signals can trip callgrind's signal bookkeeping
 	// (threads.c: vgCallgrind_post_signal); nothing else runs here anyway.
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GOGC=off", "GODEBUG=asyncpreemptoff=1")
@@ -84,8 +88,12 @@ func lastLines(b []byte, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], " / ")
 }
 
-// measure runs reps callgrind runs and writes row 0b to out.
-func measure(n, reps int, out string) error {
+// measure runs reps callgrind runs and writes row 0b (0bh with hodei)
+// to out.
+func measure(n, reps int, out string, hodei bool) error {
+	if hodei {
+		return measureHodei(n, reps, out)
+	}
 	res := benchkit.NewResult("decodefold")
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		res.Rows = append(res.Rows, benchkit.NotRun("0b", "instructions per event, decode and fold", "valgrind is not installed (apt-get install valgrind)"))
@@ -96,31 +104,13 @@ func measure(n, reps int, out string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	var runs []counts
-	for i := range reps {
-		c, err := callgrindOnce(n, dir, i)
-		for try := 1; err != nil && try < 3; try++ { // valgrind under Go now and then asserts
-			log.Printf("callgrind run %d, try %d: %v", i, try, err)
-			c, err = callgrindOnce(n, dir, i)
-		}
-		if err != nil {
-			res.Rows = append(res.Rows, benchkit.NotRun("0b", "instructions per event, decode and fold", "error: "+err.Error()))
-			_ = res.Write(out)
-			return err
-		}
-		runs = append(runs, c)
+	runs, err := callgrindRuns(n, reps, dir, false)
+	if err != nil {
+		res.Rows = append(res.Rows, benchkit.NotRun("0b", "instructions per event, decode and fold", "error: "+err.Error()))
+		_ = res.Write(out)
+		return err
 	}
-	per := func(pick func(counts) uint64) (lo, med, hi float64) {
-		var v []float64
-		for _, r := range runs {
-			v = append(v, float64(pick(r))/float64(n))
-		}
-		slices.Sort(v)
-		return v[0], v[len(v)/2], v[len(v)-1]
-	}
-	tl, tm, th := per(func(c counts) uint64 { return c.Total })
-	_, dm, _ := per(func(c counts) uint64 { return c.Decode })
-	_, am, _ := per(func(c counts) uint64 { return c.Apply })
+	tl, tm, th, dm, am := perEvent(runs, n)
 	res.Detail("- callgrind, %d events, %d runs: per event %.0f instructions (min %.0f, max %.0f): decode %.0f, engine ApplyJob %.0f, the rest (subject type, counter, loop) %.0f",
 		n, reps, tm, tl, th, dm, am, tm-dm-am)
 	res.Rows = append(res.Rows, benchkit.Row{
@@ -132,6 +122,75 @@ func measure(n, reps int, out string) error {
 		Target:    "issue 16: counted before and after each optimisation (no numeric target)",
 		Met:       "n/a",
 		Note:      fmt.Sprintf("bench/decodefold, GOMAXPROCS=1 GOGC=off, %d events of the stream mix, only foldAll collected; excludes the JetStream metadata parse and the channel to the loop", n),
+	})
+	return res.Write(out)
+}
+
+// callgrindRuns runs reps callgrind runs of n events.
+func callgrindRuns(n, reps int, dir string, hodei bool) ([]counts, error) {
+	var runs []counts
+	for i := range reps {
+		c, err := callgrindOnce(n, dir, i, hodei)
+		for try := 1; err != nil && try < 3; try++ { // valgrind under Go now and then asserts
+			log.Printf("callgrind run %d, try %d: %v", i, try, err)
+			c, err = callgrindOnce(n, dir, i, hodei)
+		}
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, c)
+	}
+	return runs, nil
+}
+
+// perEvent is the runs' instructions per event: the total's min, median
+// and max, and the medians of decode and apply.
+func perEvent(runs []counts, n int) (tl, tm, th, dm, am float64) {
+	per := func(pick func(counts) uint64) (lo, med, hi float64) {
+		var v []float64
+		for _, r := range runs {
+			v = append(v, float64(pick(r))/float64(n))
+		}
+		slices.Sort(v)
+		return v[0], v[len(v)/2], v[len(v)-1]
+	}
+	tl, tm, th = per(func(c counts) uint64 { return c.Total })
+	_, dm, _ = per(func(c counts) uint64 { return c.Decode })
+	_, am, _ = per(func(c counts) uint64 { return c.Apply })
+	return tl, tm, th, dm, am
+}
+
+// measureHodei is measure for the hodei-jobs input: row 0bh.
+func measureHodei(n, reps int, out string) error {
+	res := benchkit.NewResult("decodefold")
+	const what = "instructions per event, Hodei decode and fold"
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		res.Rows = append(res.Rows, benchkit.NotRun("0bh", what, "valgrind is not installed (apt-get install valgrind)"))
+		return res.Write(out)
+	}
+	dir, err := os.MkdirTemp("", "hodei-bench-callgrind-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	runs, err := callgrindRuns(n, reps, dir, true)
+	if err != nil {
+		res.Rows = append(res.Rows, benchkit.NotRun("0bh", what, "error: "+err.Error()))
+		_ = res.Write(out)
+		return err
+	}
+	tl, tm, th, dm, am := perEvent(runs, n)
+	res.Detail("- callgrind, hodei-jobs input, %d events, %d runs: per event %.0f instructions (min %.0f, max %.0f): decode %.0f, engine ApplyJob %.0f, the rest (counter, loop) %.0f",
+		n, reps, tm, tl, th, dm, am, tm-dm-am)
+	res.Rows = append(res.Rows, benchkit.Row{
+		ID:        "0bh",
+		What:      what + " (callgrind, load-independent): the hodei-jobs input's decode (hodeijobs.Decoder.Decode) and the loop's apply of one Hodei event",
+		Reference: "no reference: before and after each optimisation in BENCHMARKS.md's prose (row 1h's section)",
+		Ours:      fmt.Sprintf("%.0f per event (min %.0f, max %.0f over %d runs): decode %.0f, ApplyJob %.0f, rest %.0f", tm, tl, th, reps, dm, am, tm-dm-am),
+		Ratio:     "n/a",
+		Target:    "issue 16: counted before and after each optimisation (no numeric target)",
+		Met:       "n/a",
+		Note:      fmt.Sprintf("bench/decodefold -hodei, GOMAXPROCS=1 GOGC=off, %d events of the stream mix as Hodei's (row 1h's events), only foldHodei collected; excludes the JetStream metadata parse and the channel to the loop", n),
 	})
 	return res.Write(out)
 }

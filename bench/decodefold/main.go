@@ -18,6 +18,16 @@
 // bench/run.sh does that and divides the instructions collected (and
 // those of Decode and ApplyJob) by N: the instruction-count row of
 // BENCHMARKS.md.
+//
+// With -hodei, the same mix is rendered as Hodei's server publishes it
+// (benchkit.HodeiMessage: JobQueued with a whole job spec, JobAssigned,
+// JobStatusChanged; row 1h's events) and decoded by the hodei-jobs
+// input's decoder (hodeijobs.Decoder.Decode) with row 1h's routing rules;
+// only foldHodei is collected:
+//
+//	GOMAXPROCS=1 GOGC=off valgrind --tool=callgrind --toggle-collect='main.foldHodei' --callgrind-out-file=/tmp/cg.out /tmp/decodefold -hodei -events 20000
+//
+// and -hodei -callgrind FILE writes row 0bh.
 package main
 
 import (
@@ -33,6 +43,7 @@ import (
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/engine"
 	"github.com/hodei/hodei-autoscaler/internal/events"
+	"github.com/hodei/hodei-autoscaler/internal/inputs/hodeijobs"
 	"github.com/hodei/hodei-autoscaler/internal/metrics"
 	"github.com/hodei/hodei-autoscaler/internal/policy"
 )
@@ -43,16 +54,17 @@ func main() {
 	n := flag.Int("events", 20000, "job events to decode and fold")
 	out := flag.String("callgrind", "", "run under callgrind -reps times and write row 0b to this JSON file")
 	reps := flag.Int("reps", 3, "callgrind runs")
+	hodei := flag.Bool("hodei", false, "the mix as Hodei's events, through the hodei-jobs input's decoder (row 1h's events)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("decodefold: ")
 	if *out != "" {
-		if err := measure(*n, *reps, *out); err != nil {
+		if err := measure(*n, *reps, *out, *hodei); err != nil {
 			log.Fatal(err)
 		}
 		return
 	}
-	if err := run(*n); err != nil {
+	if err := run(*n, *hodei); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -62,11 +74,18 @@ type message struct {
 	payload []byte
 }
 
-func run(n int) error {
+func run(n int, hodei bool) error {
 	t0 := time.Now()
 	var msgs []message
 	for _, ev := range mix.Events(n) {
-		subj, payload, _, err := benchkit.Encode(ev, t0)
+		var subj string
+		var payload []byte
+		var err error
+		if hodei {
+			subj, payload, err = benchkit.HodeiMessage(ev, t0)
+		} else {
+			subj, payload, _, err = benchkit.Encode(ev, t0)
+		}
 		if err != nil {
 			return err
 		}
@@ -88,8 +107,12 @@ func run(n int) error {
 		eng.ObserveList(mix.PoolName(i), ws, t0, t0)
 	}
 	m := metrics.New(prometheus.NewRegistry())
-	dec := events.Decoder{Subjects: benchkit.Subjects, MaxBytes: 64 << 10}
-	applied := foldAll(dec, eng, m, msgs, t0)
+	var applied int
+	if hodei {
+		applied = foldHodei(hodeijobs.New(mix.HodeiInput().Router(), 64<<10), eng, m, msgs, t0)
+	} else {
+		applied = foldAll(events.Decoder{Subjects: benchkit.Subjects, MaxBytes: 64 << 10}, eng, m, msgs, t0)
+	}
 	if applied != n {
 		return fmt.Errorf("%d of %d events applied", applied, n)
 	}
@@ -137,6 +160,47 @@ func foldAll(dec events.Decoder, eng *engine.Engine, m *metrics.Metrics, msgs []
 		ev.Seq, ev.Stored = uint64(i+1), now
 		res, _ := eng.ApplyJob(ev, now)
 		count(typ, res)
+		if res == engine.Applied {
+			applied++
+		}
+	}
+	return applied
+}
+
+// foldHodei is foldAll for the hodei-jobs input: per message what its
+// consumer's DecodeMsg (internal/inputs/set.go: hodeijobs.Decoder.Decode)
+// and the loop's apply do, the counter's type the decoder's.
+//
+//go:noinline
+func foldHodei(dec *hodeijobs.Decoder, eng *engine.Engine, m *metrics.Metrics, msgs []message, now time.Time) int {
+	type key struct {
+		typ string
+		res engine.Result
+	}
+	series := map[key]prometheus.Counter{}
+	count := func(typ string, res engine.Result) {
+		c, ok := series[key{typ, res}]
+		if !ok {
+			c = m.Events.WithLabelValues(typ, res.String())
+			series[key{typ, res}] = c
+		}
+		c.Inc()
+	}
+	applied := 0
+	for i, msg := range msgs {
+		r := dec.Decode(msg.payload)
+		switch {
+		case r.Err != nil:
+			count(r.Type, engine.Invalid)
+			continue
+		case r.Ignored || r.Heartbeat != nil:
+			count(r.Type, engine.Ignored)
+			continue
+		}
+		ev := r.Event
+		ev.Seq, ev.Stored = uint64(i+1), now
+		res, _ := eng.ApplyJob(ev, now)
+		count(r.Type, res)
 		if res == engine.Applied {
 			applied++
 		}
