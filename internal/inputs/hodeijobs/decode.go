@@ -62,6 +62,10 @@ type Decoder struct {
 	// workers are the pools of the workers jobs were assigned to, for the
 	// heartbeats of a worker between jobs (bounded like jobs).
 	workers map[domain.WorkerID]domain.PoolName
+
+	// scratch is the scanner's: the unescaped payload and what the fields
+	// it fills point to, reused from message to message.
+	scratch scratch
 }
 
 type tracked struct {
@@ -112,69 +116,154 @@ func invalid(reason, format string, args ...any) error {
 func fail(typ string, err error) Result { return Result{Type: typ, Err: err} }
 
 // Decode decodes one message body. It never panics on any input.
-func (d *Decoder) Decode(data []byte) Result {
+func (d *Decoder) Decode(data []byte) Result { return d.decode(data, true) }
+
+// parsed is what the decoder reads of a message, from the scanner
+// (scanMessage) or from the full decoder (parse): the envelope's time and
+// correlation id, the variant, and its fields (job for the job variants,
+// hb for WorkerHeartbeat; the others' are not read).
+type parsed struct {
+	createdAt     time.Time
+	correlationID *string
+	variant       string
+	job           jobFields
+	hb            heartbeatFields
+}
+
+// decode is Decode, with the fast path (scanMessage) or, for the tests
+// that compare the two, without it. The full decoder (parse) owns every
+// refusal: the scanner declines anything unusual, and then parse decides.
+func (d *Decoder) decode(data []byte, fast bool) Result {
 	if d.MaxBytes > 0 && len(data) > d.MaxBytes {
 		return fail("unknown", invalid(domain.ReasonTooLarge, "message of %d bytes exceeds nats.max_event_bytes %d", len(data), d.MaxBytes))
 	}
+	var m *parsed
+	if fast && d.scanMessage(data) {
+		m = &d.scratch.m
+	} else {
+		var p parsed
+		if r, ok := d.parse(data, &p); !ok {
+			return r
+		}
+		m = &p
+	}
+	return d.apply(m)
+}
+
+// parse is the full decoder: the envelope, the payload string and the
+// variant's fields, each with goccy/go-json (unmarshal), every refusal
+// named. It reports false with the failing result.
+func (d *Decoder) parse(data []byte, m *parsed) (Result, bool) {
 	// The daemon's one text rule (domain): invalid UTF-8 is refused, never
 	// rewritten, in the envelope and in the payload string it carries.
 	if err := domain.CheckJSONText(data); err != nil {
-		return fail("unknown", err)
+		return fail("unknown", err), false
 	}
 	var env envelope
 	if err := unmarshal(data, &env); err != nil {
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
-			return fail("unknown", invalid(domain.ReasonBadEnvelope, "envelope field %q has the wrong type: %v", ute.Field, err))
+			return fail("unknown", invalid(domain.ReasonBadEnvelope, "envelope field %q has the wrong type: %v", ute.Field, err)), false
 		}
-		return fail("unknown", invalid(domain.ReasonNotJSON, "envelope is not JSON: %v", err))
+		return fail("unknown", invalid(domain.ReasonNotJSON, "envelope is not JSON: %v", err)), false
 	}
 	if env.Payload == nil {
-		return fail("unknown", invalid(domain.ReasonBadEnvelope, "envelope has no payload (want a NatsMessageEnvelope: payload, event_type, correlation_id, created_at)"))
+		return fail("unknown", invalid(domain.ReasonBadEnvelope, "envelope has no payload (want a NatsMessageEnvelope: payload, event_type, correlation_id, created_at)")), false
 	}
 	var tagged map[string]json.RawMessage
 	payload := []byte(*env.Payload)
 	if err := domain.CheckJSONText(payload); err != nil {
-		return fail("unknown", err)
+		return fail("unknown", err), false
 	}
 	if err := unmarshal(payload, &tagged); err != nil {
 		var s string
 		if json.Unmarshal(payload, &s) == nil {
-			return fail("unknown", invalid(domain.ReasonUnknownVariant, "payload is the unit variant %q: DomainEvent has none", s))
+			return fail("unknown", invalid(domain.ReasonUnknownVariant, "payload is the unit variant %q: DomainEvent has none", s)), false
 		}
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
-			return fail("unknown", invalid(domain.ReasonBadPayload, "payload is JSON but not an externally tagged DomainEvent: %v", err))
+			return fail("unknown", invalid(domain.ReasonBadPayload, "payload is JSON but not an externally tagged DomainEvent: %v", err)), false
 		}
-		return fail("unknown", invalid(domain.ReasonBadPayload, "payload string is not JSON: %v", err))
+		return fail("unknown", invalid(domain.ReasonBadPayload, "payload string is not JSON: %v", err)), false
 	}
 	if len(tagged) != 1 {
-		return fail("unknown", invalid(domain.ReasonBadPayload, "payload has %d keys: an externally tagged DomainEvent has exactly one, its variant", len(tagged)))
+		return fail("unknown", invalid(domain.ReasonBadPayload, "payload has %d keys: an externally tagged DomainEvent has exactly one, its variant", len(tagged))), false
 	}
 	var variant string
 	var body json.RawMessage
 	for k, v := range tagged {
 		variant, body = k, v
 	}
-	if !knownVariants[variant] {
-		return fail("unknown", invalid(domain.ReasonUnknownVariant, "variant %q is not a DomainEvent of hodei-jobs v0.69", variant))
+	typ, known := variantTypes[variant]
+	if !known {
+		return fail("unknown", invalid(domain.ReasonUnknownVariant, "variant %q is not a DomainEvent of hodei-jobs v0.69", variant)), false
 	}
-	typ := TypePrefix + variant
-	r := d.decodeVariant(variant, body)
-	r.Type = typ
+	m.createdAt, m.correlationID, m.variant = env.CreatedAt, env.CorrelationID, variant
+	switch variantKind(variant) {
+	case kindJob:
+		if err := unmarshal(body, &m.job); err != nil {
+			var ute *json.UnmarshalTypeError
+			if errors.As(err, &ute) {
+				return fail(typ, invalid(domain.ReasonBadPayload, "%s.%s has the wrong type: %v", variant, ute.Field, err)), false
+			}
+			return fail(typ, invalid(domain.ReasonBadPayload, "%s: %v", variant, err)), false
+		}
+	case kindHeartbeat:
+		if err := unmarshal(body, &m.hb); err != nil {
+			var ute *json.UnmarshalTypeError
+			if errors.As(err, &ute) {
+				return fail(typ, invalid(domain.ReasonBadPayload, "WorkerHeartbeat.%s has the wrong type: %v", ute.Field, err)), false
+			}
+			return fail(typ, invalid(domain.ReasonBadPayload, "WorkerHeartbeat: %v", err)), false
+		}
+	}
+	return Result{}, true
+}
+
+// The variants the decoder reads.
+const (
+	kindIgnored = iota
+	kindJob
+	kindHeartbeat
+)
+
+func variantKind(variant string) int {
+	switch variant {
+	case "JobCreated", "JobQueued", "JobStatusChanged", "JobCancelled", "JobAssigned", "JobAccepted":
+		return kindJob
+	case "WorkerHeartbeat":
+		return kindHeartbeat
+	}
+	return kindIgnored
+}
+
+// apply maps a parsed message onto the daemon's events, with the
+// decoder's routing and memory of jobs and workers.
+func (d *Decoder) apply(m *parsed) Result {
+	variant := m.variant
+	var r Result
+	switch variantKind(variant) {
+	case kindJob:
+		r = d.job(variant, &m.job)
+	case kindHeartbeat:
+		r = d.heartbeat(&m.hb)
+	default:
+		r = Result{Ignored: true}
+	}
+	r.Type = variantTypes[variant]
 	if hb := r.Heartbeat; hb != nil {
 		if hb.Time.IsZero() {
-			hb.Time = env.CreatedAt
+			hb.Time = m.createdAt
 		}
 		return r
 	}
 	if r.Err == nil && !r.Ignored {
 		if r.Event.Time.IsZero() {
-			r.Event.Time = env.CreatedAt
+			r.Event.Time = m.createdAt
 		}
 		r.Event.ID = variant + "/" + string(r.Event.JobID)
-		if env.CorrelationID != nil && *env.CorrelationID != "" {
-			r.Event.Extensions = map[string]string{"correlationid": bounded(*env.CorrelationID)}
+		if c := m.correlationID; c != nil && *c != "" {
+			r.Event.Extensions = map[string]string{"correlationid": bounded(*c)}
 		}
 	}
 	return r
@@ -213,22 +302,8 @@ var jobStates = map[string]bool{
 	"Failed": true, "Cancelled": true, "Timeout": true, "ManualInterventionRequired": true,
 }
 
-func (d *Decoder) decodeVariant(variant string, body json.RawMessage) Result {
-	switch variant {
-	case "JobCreated", "JobQueued", "JobStatusChanged", "JobCancelled", "JobAssigned", "JobAccepted":
-	case "WorkerHeartbeat":
-		return d.heartbeat(body)
-	default:
-		return Result{Ignored: true}
-	}
-	var f jobFields
-	if err := unmarshal(body, &f); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return Result{Err: invalid(domain.ReasonBadPayload, "%s.%s has the wrong type: %v", variant, ute.Field, err)}
-		}
-		return Result{Err: invalid(domain.ReasonBadPayload, "%s: %v", variant, err)}
-	}
+// job maps a job variant's fields.
+func (d *Decoder) job(variant string, f *jobFields) Result {
 	if f.JobID == nil || *f.JobID == "" {
 		return Result{Err: invalid(domain.ReasonMissingJobID, "%s has no job_id", variant)}
 	}
@@ -399,15 +474,7 @@ type heartbeatFields struct {
 // null. Its pool is the job's, or else the pool of the worker's last
 // assigned job; a worker the decoder has never seen assigned a job is
 // ignored (no pool to put it in).
-func (d *Decoder) heartbeat(body json.RawMessage) Result {
-	var f heartbeatFields
-	if err := unmarshal(body, &f); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return Result{Err: invalid(domain.ReasonBadPayload, "WorkerHeartbeat.%s has the wrong type: %v", ute.Field, err)}
-		}
-		return Result{Err: invalid(domain.ReasonBadPayload, "WorkerHeartbeat: %v", err)}
-	}
+func (d *Decoder) heartbeat(f *heartbeatFields) Result {
 	if f.WorkerID == nil || *f.WorkerID == "" {
 		return Result{Err: invalid(domain.ReasonBadWorkerID, "WorkerHeartbeat has no worker_id")}
 	}
@@ -492,22 +559,25 @@ func Subject(entity, variant string) string {
 	return "hodei.events." + entity + "." + strings.ToLower(variant)
 }
 
-// knownVariants are DomainEvent's variants at a86d5c4.
-var knownVariants = map[string]bool{}
+// variantTypes are DomainEvent's variants at a86d5c4, each with its
+// Result.Type (TypePrefix + the variant).
+var variantTypes = map[string]string{}
+
+var variantList = strings.Fields(`JobCreated JobStatusChanged WorkerRegistered WorkerStatusChanged
+	ProviderRegistered ProviderUpdated JobQueueDepthChanged AutoScalingTriggered JobCancelled
+	WorkerTerminated WorkerDisconnected WorkerProvisioned JobRetried JobAssigned JobAccepted
+	JobDispatchAcknowledged RunJobReceived ProviderHealthChanged WorkerReconnected
+	WorkerRecoveryFailed ProviderRecovered WorkerEphemeralCreated WorkerEphemeralReady WorkerReady
+	WorkerStateUpdated WorkerEphemeralTerminating WorkerEphemeralTerminated WorkerEphemeralCleanedUp
+	OrphanWorkerDetected GarbageCollectionCompleted WorkerEphemeralIdle JobExecutionError
+	JobDispatchFailed WorkerProvisioningError SchedulingDecisionFailed ProviderExecutionError
+	JobQueued WorkerReadyForJob WorkerProvisioningRequested ProviderSelected WorkerHeartbeat
+	WorkerSelfTerminated TemplateCreated TemplateUpdated TemplateDisabled TemplateRunCreated
+	ExecutionRecorded ScheduledJobCreated ScheduledJobTriggered ScheduledJobMissed ScheduledJobError
+	SagaCompleted SagaFailed SagaTimedOut`)
 
 func init() {
-	for _, v := range strings.Fields(`JobCreated JobStatusChanged WorkerRegistered WorkerStatusChanged
-		ProviderRegistered ProviderUpdated JobQueueDepthChanged AutoScalingTriggered JobCancelled
-		WorkerTerminated WorkerDisconnected WorkerProvisioned JobRetried JobAssigned JobAccepted
-		JobDispatchAcknowledged RunJobReceived ProviderHealthChanged WorkerReconnected
-		WorkerRecoveryFailed ProviderRecovered WorkerEphemeralCreated WorkerEphemeralReady WorkerReady
-		WorkerStateUpdated WorkerEphemeralTerminating WorkerEphemeralTerminated WorkerEphemeralCleanedUp
-		OrphanWorkerDetected GarbageCollectionCompleted WorkerEphemeralIdle JobExecutionError
-		JobDispatchFailed WorkerProvisioningError SchedulingDecisionFailed ProviderExecutionError
-		JobQueued WorkerReadyForJob WorkerProvisioningRequested ProviderSelected WorkerHeartbeat
-		WorkerSelfTerminated TemplateCreated TemplateUpdated TemplateDisabled TemplateRunCreated
-		ExecutionRecorded ScheduledJobCreated ScheduledJobTriggered ScheduledJobMissed ScheduledJobError
-		SagaCompleted SagaFailed SagaTimedOut`) {
-		knownVariants[v] = true
+	for _, v := range variantList {
+		variantTypes[v] = TypePrefix + v
 	}
 }
