@@ -63,7 +63,7 @@ bench-ha: ## the HA rows of make bench alone: failover (row 7) and the steady-st
 bench-policy: ## simulator backtests of the policy against the oracle and the other autoscalers
 	$(GO) run ./bench/policy
 
-fuzz: ## fuzz the event decoders (CloudEvents, and its agreement with encoding/json; the envelope fast path against the full decoder; the ack-reply parser against Metadata; Hodei's events, goccy against encoding/json in the Hodei decoder), the worker-id check against the uuid package and the config parser, FUZZTIME each
+fuzz: ## fuzz the event decoders (CloudEvents, and its agreement with encoding/json; the envelope fast path against the full decoder; the ack-reply parser against Metadata; Hodei's events, goccy against encoding/json in the Hodei decoder, the Hodei scanner against the full decoder), the worker-id check against the uuid package and the config parser, FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/events/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoderAgrees$$' -fuzztime $(FUZZTIME) ./internal/events/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBinary$$' -fuzztime $(FUZZTIME) ./internal/events/
@@ -72,6 +72,7 @@ fuzz: ## fuzz the event decoders (CloudEvents, and its agreement with encoding/j
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHodei$$' -fuzztime $(FUZZTIME) ./internal/inputs/hodeijobs/
 	$(GO) test -run '^$$' -fuzz '^FuzzFastAgrees$$' -fuzztime $(FUZZTIME) ./internal/inputs/hodeijobs/
+	$(GO) test -run '^$$' -fuzz '^FuzzScanAgrees$$' -fuzztime $(FUZZTIME) ./internal/inputs/hodeijobs/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseWorkerIDAgreesWithUUID$$' -fuzztime $(FUZZTIME) ./internal/domain/
 
 lint:
