@@ -29,7 +29,9 @@ var parts = []struct {
 }{
 	// Decode is a wrapper the compiler inlines into foldAll: its body is decode.
 	{"decode", "internal/events.Decoder.decode [", func(c *counts) *uint64 { return &c.Decode }},
+	// hodeijobs' Decode, or its body decode where Decode is inlined.
 	{"decode", "internal/inputs/hodeijobs.(*Decoder).Decode [", func(c *counts) *uint64 { return &c.Decode }},
+	{"decode", "internal/inputs/hodeijobs.(*Decoder).decode [", func(c *counts) *uint64 { return &c.Decode }},
 	{"apply", "internal/engine.(*Engine).ApplyJob [", func(c *counts) *uint64 { return &c.Apply }},
 }
 
