@@ -2,6 +2,7 @@ package hodeijobs
 
 import (
 	"encoding/binary"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -577,60 +578,73 @@ var stringByte = func() (t [256]bool) {
 // unescape reads a string (the envelope's payload) and appends its
 // value to dst: the escapes decoded as encoding/json decodes them,
 // declining a UTF-16 surrogate escape (paired or not), a control
-// character and invalid UTF-8.
+// character and invalid UTF-8. Hodei's payload has an escaped quote every
+// few bytes, so it copies byte by byte into room made once (a value is
+// never longer than its escaped form).
 func (s *scanner) unescape(dst []byte) ([]byte, bool) {
 	if !s.eat('"') {
 		return dst, false
 	}
-	start, high := s.i, false
-	for {
-		from := s.i
-		s.plainRun()
-		dst = append(dst, s.p[from:s.i]...)
-		if s.i >= len(s.p) {
-			return dst, false
+	p, i := s.p, s.i
+	start, high := i, false
+	base := len(dst)
+	dst = slices.Grow(dst, len(p)-i)
+	out := dst[base : base+len(p)-i]
+	j := 0
+	for i < len(p) {
+		c := p[i]
+		if stringByte[c] {
+			out[j] = c
+			i++
+			j++
+			continue
 		}
-		switch c := s.p[s.i]; {
+		switch {
 		case c == '"':
-			s.i++
-			return dst, !high || utf8.Valid(s.p[start:s.i-1])
+			s.i = i + 1
+			return dst[:base+j], !high || utf8.Valid(p[start:i])
 		case c < 0x20:
 			return dst, false
 		case c >= 0x80:
 			high = true
-			dst = append(dst, c)
-			s.i++
-		default: // '\\'
-			if s.i+1 >= len(s.p) {
-				return dst, false
-			}
-			e := s.p[s.i+1]
-			s.i += 2
-			switch e {
-			case '"', '\\', '/':
-				dst = append(dst, e)
-			case 'b':
-				dst = append(dst, '\b')
-			case 'f':
-				dst = append(dst, '\f')
-			case 'n':
-				dst = append(dst, '\n')
-			case 'r':
-				dst = append(dst, '\r')
-			case 't':
-				dst = append(dst, '\t')
-			case 'u':
-				r, ok := domain.Hex4(s.p, s.i)
-				if !ok || (r >= 0xD800 && r < 0xE000) {
-					return dst, false
-				}
-				dst = utf8.AppendRune(dst, r)
-				s.i += 4
-			default:
-				return dst, false
-			}
+			out[j] = c
+			i++
+			j++
+			continue
 		}
+		// '\'
+		if i+1 >= len(p) {
+			return dst, false
+		}
+		e := p[i+1]
+		i += 2
+		switch e {
+		case '"', '\\', '/':
+		case 'b':
+			e = '\b'
+		case 'f':
+			e = '\f'
+		case 'n':
+			e = '\n'
+		case 'r':
+			e = '\r'
+		case 't':
+			e = '\t'
+		case 'u':
+			r, ok := domain.Hex4(p, i)
+			if !ok || (r >= 0xD800 && r < 0xE000) {
+				return dst, false
+			}
+			j += utf8.EncodeRune(out[j:], r) // 6 escaped bytes, at most 3 encoded
+			i += 4
+			continue
+		default:
+			return dst, false
+		}
+		out[j] = e
+		j++
 	}
+	return dst, false
 }
 
 // stringPtr reads a *string: null sets nil, a plain string sets *dst to
