@@ -40,6 +40,22 @@ type envelope struct {
 	// (binary mode keeps every extension: binary.go).
 	TraceParent string `json:"traceparent"`
 	TraceState  string `json:"tracestate"`
+	// at is the time scanEnvelope decoded when hasAt (Time stays nil
+	// then): the pointer json.Unmarshal wants would be an allocation per
+	// event.
+	at    time.Time
+	hasAt bool
+}
+
+// eventTime is the envelope's time, from either decoder (zero: none).
+func (env *envelope) eventTime() time.Time {
+	switch {
+	case env.Time != nil:
+		return *env.Time
+	case env.hasAt:
+		return env.at
+	}
+	return time.Time{}
 }
 
 // check applies the size limit and parses the subject, for both modes.
@@ -67,10 +83,22 @@ func (d Decoder) decode(subject string, payload []byte, fast bool) (domain.JobEv
 	if err != nil {
 		return domain.JobEvent{}, err
 	}
-	var env envelope
-	if fast && scanEnvelope(payload, &env, string(pool)) {
-		return d.finish(pool, kind, &env)
+	if fast {
+		// Its own envelope, which stays on the stack: the full decoder's
+		// (decodeFull) escapes through json.Unmarshal's argument, and
+		// declared here it would be allocated for every event.
+		var env envelope
+		if scanEnvelope(payload, &env, string(pool)) {
+			return d.finish(pool, kind, &env)
+		}
 	}
+	return d.decodeFull(pool, kind, payload)
+}
+
+// decodeFull is decode's full decoder: goccy/go-json, encoding/json on
+// error (naming the refusal), then domain.CheckJSONText.
+func (d Decoder) decodeFull(pool domain.PoolName, kind domain.JobKind, payload []byte) (domain.JobEvent, error) {
+	var env envelope
 	if err := unmarshalEnvelope(payload, &env); err != nil {
 		var se *json.SyntaxError
 		var ute *json.UnmarshalTypeError
@@ -136,9 +164,7 @@ func (d Decoder) validate(pool domain.PoolName, kind domain.JobKind, env *envelo
 		JobID:  domain.JobID(data.JobID),
 		Labels: data.Labels,
 	}
-	if env.Time != nil {
-		ev.Time = *env.Time
-	}
+	ev.Time = env.eventTime()
 	if data.WorkerID != "" {
 		w, err := domain.ParseWorkerID(data.WorkerID)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 )
@@ -65,7 +66,7 @@ func scanEnvelope(p []byte, env *envelope, pool string) bool {
 				return false
 			}
 			seen |= fTime
-			return s.time(&env.Time)
+			return s.time(&env.at, &env.hasAt)
 		case "data":
 			if seen&fData != 0 {
 				return false
@@ -82,7 +83,14 @@ func scanEnvelope(p []byte, env *envelope, pool string) bool {
 			return false
 		}
 		seen |= bit
-		return s.stringOrNull(str, bit == fSpec || bit == fType)
+		mode := copied
+		switch bit {
+		case fSpec, fType:
+			mode = common
+		case fSource:
+			mode = checkedOnly
+		}
+		return s.stringOrNull(str, mode)
 	})
 	if !ok {
 		return false
@@ -260,9 +268,18 @@ func intern(b []byte) string {
 	return string(b)
 }
 
+// How stringOrNull makes its string.
+type stringMode int
+
+const (
+	copied      stringMode = iota // a copy of the payload's bytes
+	common                        // one of the interned strings, else a copy
+	checkedOnly                   // the payload's own bytes, not copied: for an attribute only checked, never kept past Decode (the CloudEvent source)
+)
+
 // stringOrNull decodes a string into dst; null leaves dst as it is (as
 // json.Unmarshal does).
-func (s *scanner) stringOrNull(dst *string, common bool) bool {
+func (s *scanner) stringOrNull(dst *string, mode stringMode) bool {
 	if s.null() {
 		return true
 	}
@@ -270,30 +287,37 @@ func (s *scanner) stringOrNull(dst *string, common bool) bool {
 	if !ok {
 		return false
 	}
-	if common {
+	switch mode {
+	case common:
 		*dst = intern(b)
-	} else {
+	case checkedOnly:
+		// Shares the payload's memory, which the caller does not change
+		// while Decode runs; validate only checks it is not empty and no
+		// event carries it.
+		*dst = unsafe.String(unsafe.SliceData(b), len(b))
+	default:
 		*dst = string(b)
 	}
 	return true
 }
 
-// time decodes the "time" member as json.Unmarshal does for a *time.Time:
-// null sets nil, a string goes to time.Time's UnmarshalJSON.
-func (s *scanner) time(dst **time.Time) bool {
+// time decodes the "time" member as json.Unmarshal does for a *time.Time
+// (null: none; a string: time.Time's UnmarshalJSON), into at, and says in
+// set whether there is one: envelope.at and hasAt, which Decode reads
+// as json.Unmarshal's Time. No pointer: the envelope stays on the stack.
+func (s *scanner) time(at *time.Time, set *bool) bool {
+	*at, *set = time.Time{}, false
 	if s.null() {
-		*dst = nil
 		return true
 	}
 	start := s.i
 	if _, ok := s.plainString(); !ok {
 		return false
 	}
-	t := new(time.Time)
-	if raw := s.p[start+1 : s.i-1]; !utcTime(raw, t) && t.UnmarshalJSON(s.p[start:s.i]) != nil {
+	if raw := s.p[start+1 : s.i-1]; !utcTime(raw, at) && at.UnmarshalJSON(s.p[start:s.i]) != nil {
 		return false
 	}
-	*dst = t
+	*set = true
 	return true
 }
 
@@ -410,7 +434,11 @@ func (s *scanner) data(d *domain.JobData) bool {
 			return false
 		}
 		seen |= bit
-		return s.stringOrNull(str, bit == fOutcome)
+		mode := copied
+		if bit == fOutcome {
+			mode = common
+		}
+		return s.stringOrNull(str, mode)
 	})
 }
 

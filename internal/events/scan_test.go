@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 )
@@ -20,6 +21,10 @@ func scanAgrees(t *testing.T, payload []byte) (fast bool) {
 	t.Helper()
 	var got envelope
 	fast = scanEnvelope(payload, &got, "p")
+	if got.hasAt { // the scanner's time without a pointer, as json.Unmarshal has it
+		at := got.at
+		got.Time, got.at, got.hasAt = &at, time.Time{}, false
+	}
 	if fast {
 		var want envelope
 		if err := json.Unmarshal(payload, &want); err != nil {
@@ -154,5 +159,38 @@ func BenchmarkScanEnvelope(b *testing.B) {
 		if !scanEnvelope(p, &env, "pool-007") {
 			b.Fatal("declined")
 		}
+	}
+}
+
+// The fast path allocates only the strings an event keeps: the CloudEvent
+// id, the job id and the worker id (not the envelope, its time or the
+// source, which is only checked).
+func TestDecodeAllocations(t *testing.T) {
+	w := "5d0c4bd8-55d4-4a71-8c3e-0b6c0a4cbb7e"
+	d := Decoder{Subjects: Subjects{Prefix: "hodei"}, MaxBytes: 1 << 16}
+	for _, tc := range []struct {
+		name, subject string
+		payload       []byte
+		want          float64
+	}{
+		{"queued", "hodei.jobs.pool-007.queued", encoded(t, domain.TypeJobQueued, domain.JobData{JobID: "job-000123456", Pool: "pool-007"}), 2},
+		{"started", "hodei.jobs.pool-007.started", encoded(t, domain.TypeJobStarted, domain.JobData{JobID: "job-000123456", Pool: "pool-007", WorkerID: w}), 3},
+		{"finished", "hodei.jobs.pool-007.finished", encoded(t, domain.TypeJobFinished, domain.JobData{JobID: "job-000123456", Pool: "pool-007", WorkerID: w, Outcome: "succeeded"}), 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var env envelope
+			if !scanEnvelope(tc.payload, &env, "pool-007") {
+				t.Fatalf("declined %q", tc.payload)
+			}
+			got := testing.AllocsPerRun(100, func() {
+				if _, err := d.Decode(tc.subject, tc.payload); err != nil {
+					t.Fatal(err)
+				}
+			})
+			t.Logf("%v allocations per Decode", got)
+			if got > tc.want {
+				t.Errorf("%v allocations per Decode, want at most %v", got, tc.want)
+			}
+		})
 	}
 }
