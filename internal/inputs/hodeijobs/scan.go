@@ -1,12 +1,12 @@
 package hodeijobs
 
 import (
-	"encoding/binary"
 	"slices"
 	"time"
 	"unicode/utf8"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
+	"github.com/hodei/hodei-autoscaler/internal/jsonscan"
 )
 
 // scratch holds what scanMessage fills, reused from message to message
@@ -72,9 +72,9 @@ func (d *Decoder) scanMessage(data []byte) bool {
 	sc := &d.scratch
 	m := &sc.m
 	*m = parsed{}
-	s := scanner{p: data}
-	s.ws()
-	if !s.eat('{') {
+	s := scanner{Cursor: jsonscan.Cursor{Text: data}}
+	s.WS()
+	if !s.Eat('{') {
 		return false
 	}
 	const (
@@ -85,7 +85,7 @@ func (d *Decoder) scanMessage(data []byte) bool {
 	)
 	var seen uint
 	payload := false
-	ok := s.members(func(key []byte) bool {
+	ok := s.Members(func(key []byte) bool {
 		var bit uint
 		switch string(key) {
 		case "payload":
@@ -97,7 +97,7 @@ func (d *Decoder) scanMessage(data []byte) bool {
 		case "created_at":
 			bit = fCreated
 		default:
-			return s.skip(0)
+			return s.Skip(0)
 		}
 		if seen&bit != 0 {
 			return false
@@ -110,14 +110,14 @@ func (d *Decoder) scanMessage(data []byte) bool {
 			payload = ok
 			return ok
 		case fType: // read by nobody; a string or null all the same
-			if s.null() {
+			if s.Null() {
 				return true
 			}
-			return s.i < len(s.p) && s.p[s.i] == '"' && s.skipString()
+			return s.Pos < len(s.Text) && s.Text[s.Pos] == '"' && s.SkipString()
 		case fCorrelation:
 			return s.stringPtr(&m.correlationID, &sc.correlationID)
 		}
-		if s.null() {
+		if s.Null() {
 			return true // a time.Time stays as it is
 		}
 		return s.time(&m.createdAt)
@@ -125,8 +125,8 @@ func (d *Decoder) scanMessage(data []byte) bool {
 	if !ok || !payload {
 		return false
 	}
-	s.ws()
-	if s.i != len(s.p) {
+	s.WS()
+	if s.Pos != len(s.Text) {
 		return false
 	}
 	return d.scanPayload(sc.buf)
@@ -137,13 +137,13 @@ func (d *Decoder) scanMessage(data []byte) bool {
 func (d *Decoder) scanPayload(p []byte) bool {
 	sc := &d.scratch
 	m := &sc.m
-	s := scanner{p: p, sc: sc}
-	s.ws()
-	if !s.eat('{') {
+	s := scanner{Cursor: jsonscan.Cursor{Text: p}, sc: sc}
+	s.WS()
+	if !s.Eat('{') {
 		return false
 	}
-	s.ws()
-	name, ok := s.plainString() // a map key: matched exactly
+	s.WS()
+	name, ok := s.PlainString() // a map key: matched exactly
 	if !ok {
 		return false
 	}
@@ -152,28 +152,28 @@ func (d *Decoder) scanPayload(p []byte) bool {
 		return false
 	}
 	m.variant = variant
-	s.ws()
-	if !s.eat(':') {
+	s.WS()
+	if !s.Eat(':') {
 		return false
 	}
-	s.ws()
+	s.WS()
 	switch variantKind(variant) {
 	case kindJob:
 		ok = s.jobFields(sc)
 	case kindHeartbeat:
 		ok = s.heartbeatFields(sc)
 	default:
-		ok = s.skip(0)
+		ok = s.Skip(0)
 	}
 	if !ok {
 		return false
 	}
-	s.ws()
-	if !s.eat('}') {
+	s.WS()
+	if !s.Eat('}') {
 		return false
 	}
-	s.ws()
-	return s.i == len(s.p)
+	s.WS()
+	return s.Pos == len(s.Text)
 }
 
 // variantNames maps each variant to its one string (no allocation per
@@ -199,7 +199,7 @@ func stateName(b []byte) string {
 }
 
 func (s *scanner) jobFields(sc *scratch) bool {
-	if !s.eat('{') {
+	if !s.Eat('{') {
 		return false
 	}
 	f := &sc.m.job
@@ -215,7 +215,7 @@ func (s *scanner) jobFields(sc *scratch) bool {
 		fProvider
 	)
 	var seen uint
-	return s.members(func(key []byte) bool {
+	return s.Members(func(key []byte) bool {
 		var bit uint
 		switch string(key) {
 		case "job_id":
@@ -237,7 +237,7 @@ func (s *scanner) jobFields(sc *scratch) bool {
 		case "preferred_provider":
 			bit = fProvider
 		default:
-			return s.skip(0)
+			return s.Skip(0)
 		}
 		if seen&bit != 0 {
 			return false
@@ -266,12 +266,12 @@ func (s *scanner) jobFields(sc *scratch) bool {
 }
 
 func (s *scanner) heartbeatFields(sc *scratch) bool {
-	if !s.eat('{') {
+	if !s.Eat('{') {
 		return false
 	}
 	f := &sc.m.hb
 	var seen uint
-	return s.members(func(key []byte) bool {
+	return s.Members(func(key []byte) bool {
 		var bit uint
 		switch string(key) {
 		case "worker_id":
@@ -281,7 +281,7 @@ func (s *scanner) heartbeatFields(sc *scratch) bool {
 		case "occurred_at":
 			bit = 4
 		default:
-			return s.skip(0)
+			return s.Skip(0)
 		}
 		if seen&bit != 0 {
 			return false
@@ -299,11 +299,11 @@ func (s *scanner) heartbeatFields(sc *scratch) bool {
 
 // specPtr reads a *jobSpec: null sets nil.
 func (s *scanner) specPtr(dst **jobSpec, to *specScratch) bool {
-	if s.null() {
+	if s.Null() {
 		*dst = nil
 		return true
 	}
-	if !s.eat('{') {
+	if !s.Eat('{') {
 		return false
 	}
 	*to = specScratch{}
@@ -315,7 +315,7 @@ func (s *scanner) specPtr(dst **jobSpec, to *specScratch) bool {
 		fPreferences
 	)
 	var seen uint
-	return s.members(func(key []byte) bool {
+	return s.Members(func(key []byte) bool {
 		var bit uint
 		switch string(key) {
 		case "resources":
@@ -325,7 +325,7 @@ func (s *scanner) specPtr(dst **jobSpec, to *specScratch) bool {
 		case "preferences":
 			bit = fPreferences
 		default:
-			return s.skip(0)
+			return s.Skip(0)
 		}
 		if seen&bit != 0 {
 			return false
@@ -335,12 +335,12 @@ func (s *scanner) specPtr(dst **jobSpec, to *specScratch) bool {
 		case fImage:
 			return s.commonPtr(&spec.Image, &to.image)
 		case fResources:
-			if s.null() {
+			if s.Null() {
 				return true // a struct stays as it is
 			}
 			return s.resources(spec)
 		}
-		if s.null() {
+		if s.Null() {
 			return true
 		}
 		return s.preferences(spec, to)
@@ -348,12 +348,12 @@ func (s *scanner) specPtr(dst **jobSpec, to *specScratch) bool {
 }
 
 func (s *scanner) resources(spec *jobSpec) bool {
-	if !s.eat('{') {
+	if !s.Eat('{') {
 		return false
 	}
 	r := &spec.Resources
 	var seen uint
-	return s.members(func(key []byte) bool {
+	return s.Members(func(key []byte) bool {
 		var bit uint
 		switch string(key) {
 		case "cpu_cores":
@@ -363,25 +363,25 @@ func (s *scanner) resources(spec *jobSpec) bool {
 		case "gpu_required":
 			bit = 4
 		default:
-			return s.skip(0)
+			return s.Skip(0)
 		}
 		if seen&bit != 0 {
 			return false
 		}
 		seen |= bit
-		if s.null() {
+		if s.Null() {
 			return true
 		}
 		switch bit {
 		case 1:
 			return s.float64(&r.CPUCores)
 		case 2:
-			return s.int64(&r.MemoryMB)
+			return s.Int64(&r.MemoryMB)
 		}
 		switch {
-		case s.literal("true"):
+		case s.Literal("true"):
 			r.GPURequired = true
-		case s.literal("false"):
+		case s.Literal("false"):
 			r.GPURequired = false
 		default:
 			return false
@@ -391,12 +391,12 @@ func (s *scanner) resources(spec *jobSpec) bool {
 }
 
 func (s *scanner) preferences(spec *jobSpec, to *specScratch) bool {
-	if !s.eat('{') {
+	if !s.Eat('{') {
 		return false
 	}
 	p := &spec.Preferences
 	var seen uint
-	return s.members(func(key []byte) bool {
+	return s.Members(func(key []byte) bool {
 		var bit uint
 		switch string(key) {
 		case "preferred_provider":
@@ -404,7 +404,7 @@ func (s *scanner) preferences(spec *jobSpec, to *specScratch) bool {
 		case "required_labels":
 			bit = 2
 		default:
-			return s.skip(0)
+			return s.Skip(0)
 		}
 		if seen&bit != 0 {
 			return false
@@ -413,7 +413,7 @@ func (s *scanner) preferences(spec *jobSpec, to *specScratch) bool {
 		if bit == 1 {
 			return s.commonPtr(&p.PreferredProvider, &to.provider)
 		}
-		if s.null() {
+		if s.Null() {
 			p.RequiredLabels = nil
 			return true
 		}
@@ -425,155 +425,9 @@ func (s *scanner) preferences(spec *jobSpec, to *specScratch) bool {
 // primitives are those of internal/events/scan.go (the own contract's
 // envelope scanner).
 type scanner struct {
-	p  []byte
-	i  int
+	jsonscan.Cursor
 	sc *scratch // for interning; nil: none
 }
-
-// maxScanDepth bounds the nesting the fast path skips; deeper values go
-// to the full decoder.
-const maxScanDepth = 32
-
-func (s *scanner) ws() {
-	for s.i < len(s.p) {
-		switch s.p[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-func (s *scanner) eat(c byte) bool {
-	if s.i < len(s.p) && s.p[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
-}
-
-func (s *scanner) literal(lit string) bool {
-	if len(s.p)-s.i >= len(lit) && string(s.p[s.i:s.i+len(lit)]) == lit {
-		s.i += len(lit)
-		return true
-	}
-	return false
-}
-
-func (s *scanner) null() bool { return s.literal("null") }
-
-// members walks the members of an object whose '{' is consumed, calling
-// member with each name (plain lower-case ASCII only) positioned at the
-// value.
-func (s *scanner) members(member func(key []byte) bool) bool {
-	s.ws()
-	if s.eat('}') {
-		return true
-	}
-	for {
-		s.ws()
-		key, ok := s.plainKey()
-		if !ok {
-			return false
-		}
-		s.ws()
-		if !s.eat(':') {
-			return false
-		}
-		s.ws()
-		if !member(key) {
-			return false
-		}
-		s.ws()
-		if s.eat(',') {
-			continue
-		}
-		return s.eat('}')
-	}
-}
-
-// plainKey reads a member name of lower-case ASCII letters, digits and
-// the punctuation that folds onto nothing.
-func (s *scanner) plainKey() ([]byte, bool) {
-	p, i := s.p, s.i
-	if i >= len(p) || p[i] != '"' {
-		return nil, false
-	}
-	i++
-	start := i
-	for i < len(p) && keyByte[p[i]] {
-		i++
-	}
-	if i >= len(p) || p[i] != '"' {
-		return nil, false
-	}
-	s.i = i + 1
-	return p[start:i], true
-}
-
-var keyByte = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\' && (c < 'A' || c > 'Z')
-	}
-	return t
-}()
-
-// plainString reads a string without escapes, valid UTF-8, and returns
-// its bytes.
-func (s *scanner) plainString() ([]byte, bool) {
-	if !s.eat('"') {
-		return nil, false
-	}
-	start, high := s.i, false
-	for {
-		s.plainRun()
-		if s.i >= len(s.p) {
-			return nil, false
-		}
-		switch c := s.p[s.i]; {
-		case c == '"':
-			b := s.p[start:s.i]
-			s.i++
-			if high && !utf8.Valid(b) {
-				return nil, false
-			}
-			return b, true
-		case c >= 0x80:
-			high = true
-			s.i++
-		default: // a control character or a backslash
-			return nil, false
-		}
-	}
-}
-
-// plainRun passes over the bytes of a string that need no attention (not
-// '"', '\\', a control character or a byte of a multi-byte UTF-8
-// sequence), eight at a time.
-func (s *scanner) plainRun() {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	p, i := s.p, s.i
-	for i+8 <= len(p) {
-		w := binary.LittleEndian.Uint64(p[i:])
-		q, b := w^(ones*'"'), w^(ones*'\\')
-		if ((q-ones)&^q|(b-ones)&^b|(w-ones*0x20)&^w|w)&highs != 0 {
-			break
-		}
-		i += 8
-	}
-	for i < len(p) && stringByte[p[i]] {
-		i++
-	}
-	s.i = i
-}
-
-var stringByte = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
 
 // unescape reads a string (the envelope's payload) and appends its
 // value to dst: the escapes decoded as encoding/json decodes them,
@@ -582,10 +436,10 @@ var stringByte = func() (t [256]bool) {
 // few bytes, so it copies byte by byte into room made once (a value is
 // never longer than its escaped form).
 func (s *scanner) unescape(dst []byte) ([]byte, bool) {
-	if !s.eat('"') {
+	if !s.Eat('"') {
 		return dst, false
 	}
-	p, i := s.p, s.i
+	p, i := s.Text, s.Pos
 	start, high := i, false
 	base := len(dst)
 	dst = slices.Grow(dst, len(p)-i)
@@ -593,7 +447,7 @@ func (s *scanner) unescape(dst []byte) ([]byte, bool) {
 	j := 0
 	for i < len(p) {
 		c := p[i]
-		if stringByte[c] {
+		if jsonscan.PlainByte(c) {
 			out[j] = c
 			i++
 			j++
@@ -601,7 +455,7 @@ func (s *scanner) unescape(dst []byte) ([]byte, bool) {
 		}
 		switch {
 		case c == '"':
-			s.i = i + 1
+			s.Pos = i + 1
 			return dst[:base+j], !high || utf8.Valid(p[start:i])
 		case c < 0x20:
 			return dst, false
@@ -650,11 +504,11 @@ func (s *scanner) unescape(dst []byte) ([]byte, bool) {
 // stringPtr reads a *string: null sets nil, a plain string sets *dst to
 // to, holding its value.
 func (s *scanner) stringPtr(dst **string, to *string) bool {
-	if s.null() {
+	if s.Null() {
 		*dst = nil
 		return true
 	}
-	b, ok := s.plainString()
+	b, ok := s.PlainString()
 	if !ok {
 		return false
 	}
@@ -666,11 +520,11 @@ func (s *scanner) stringPtr(dst **string, to *string) bool {
 // commonPtr is stringPtr for a value that repeats from job to job,
 // interned.
 func (s *scanner) commonPtr(dst **string, to *string) bool {
-	if s.null() {
+	if s.Null() {
 		*dst = nil
 		return true
 	}
-	b, ok := s.plainString()
+	b, ok := s.PlainString()
 	if !ok {
 		return false
 	}
@@ -681,11 +535,11 @@ func (s *scanner) commonPtr(dst **string, to *string) bool {
 
 // statePtr is stringPtr for a JobState, its names without an allocation.
 func (s *scanner) statePtr(dst **string, to *string) bool {
-	if s.null() {
+	if s.Null() {
 		*dst = nil
 		return true
 	}
-	b, ok := s.plainString()
+	b, ok := s.PlainString()
 	if !ok {
 		return false
 	}
@@ -696,7 +550,7 @@ func (s *scanner) statePtr(dst **string, to *string) bool {
 
 // timePtr reads a *time.Time: null sets nil.
 func (s *scanner) timePtr(dst **time.Time, to *time.Time) bool {
-	if s.null() {
+	if s.Null() {
 		*dst = nil
 		return true
 	}
@@ -710,90 +564,18 @@ func (s *scanner) timePtr(dst **time.Time, to *time.Time) bool {
 
 // time reads a string into a time.Time as its UnmarshalJSON does.
 func (s *scanner) time(t *time.Time) bool {
-	start := s.i
-	if _, ok := s.plainString(); !ok {
+	start := s.Pos
+	if _, ok := s.PlainString(); !ok {
 		return false
 	}
-	if raw := s.p[start+1 : s.i-1]; utcTime(raw, t) {
+	if raw := s.Text[start+1 : s.Pos-1]; jsonscan.UTCTime(raw, t) {
 		return true
 	}
 	var v time.Time
-	if v.UnmarshalJSON(s.p[start:s.i]) != nil {
+	if v.UnmarshalJSON(s.Text[start:s.Pos]) != nil {
 		return false
 	}
 	*t = v
-	return true
-}
-
-// utcTime parses the common form of an RFC 3339 time,
-// 2006-01-02T15:04:05Z with 0 to 9 digits of fraction, as time.Time's
-// UnmarshalJSON does; false for any other form (or an invalid one),
-// which UnmarshalJSON then decides.
-func utcTime(b []byte, t *time.Time) bool {
-	n := len(b)
-	if n < 20 || n > 30 || n == 21 || b[n-1] != 'Z' || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
-		return false
-	}
-	num := func(from, to int) int {
-		v := 0
-		for _, c := range b[from:to] {
-			if c < '0' || c > '9' {
-				return -1
-			}
-			v = v*10 + int(c-'0')
-		}
-		return v
-	}
-	year, month, day := num(0, 4), num(5, 7), num(8, 10)
-	hour, minute, sec := num(11, 13), num(14, 16), num(17, 19)
-	if year < 0 || month < 1 || month > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
-		return false
-	}
-	nsec := 0
-	if n > 20 {
-		if b[19] != '.' {
-			return false
-		}
-		if nsec = num(20, n-1); nsec < 0 {
-			return false
-		}
-		for range 30 - n {
-			nsec *= 10
-		}
-	}
-	v := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
-	if v.Day() != day {
-		return false
-	}
-	*t = v
-	return true
-}
-
-// int64 reads an integer literal of at most 18 digits (a fraction or an
-// exponent is refused for an int64 field; longer ones may overflow: the
-// full decoder decides).
-func (s *scanner) int64(dst *int64) bool {
-	neg := s.eat('-')
-	start := s.i
-	var v int64
-	for s.i < len(s.p) && s.p[s.i] >= '0' && s.p[s.i] <= '9' {
-		v = v*10 + int64(s.p[s.i]-'0')
-		s.i++
-	}
-	n := s.i - start
-	if n == 0 || n > 18 || (n > 1 && s.p[start] == '0') {
-		return false
-	}
-	if s.i < len(s.p) {
-		switch s.p[s.i] {
-		case '.', 'e', 'E':
-			return false
-		}
-	}
-	if neg {
-		v = -v
-	}
-	*dst = v
 	return true
 }
 
@@ -806,25 +588,25 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // fast path: an integer below 2^53 divided by an exact power of ten, one
 // correctly rounded operation); anything else is the full decoder's.
 func (s *scanner) float64(dst *float64) bool {
-	neg := s.eat('-')
-	start := s.i
+	neg := s.Eat('-')
+	start := s.Pos
 	var mant uint64
-	for s.i < len(s.p) && s.p[s.i] >= '0' && s.p[s.i] <= '9' {
-		mant = mant*10 + uint64(s.p[s.i]-'0')
-		s.i++
+	for s.Pos < len(s.Text) && s.Text[s.Pos] >= '0' && s.Text[s.Pos] <= '9' {
+		mant = mant*10 + uint64(s.Text[s.Pos]-'0')
+		s.Pos++
 	}
-	n := s.i - start
-	if n == 0 || (n > 1 && s.p[start] == '0') {
+	n := s.Pos - start
+	if n == 0 || (n > 1 && s.Text[start] == '0') {
 		return false
 	}
 	digits, frac := n, 0
-	if s.eat('.') {
-		fs := s.i
-		for s.i < len(s.p) && s.p[s.i] >= '0' && s.p[s.i] <= '9' {
-			mant = mant*10 + uint64(s.p[s.i]-'0')
-			s.i++
+	if s.Eat('.') {
+		fs := s.Pos
+		for s.Pos < len(s.Text) && s.Text[s.Pos] >= '0' && s.Text[s.Pos] <= '9' {
+			mant = mant*10 + uint64(s.Text[s.Pos]-'0')
+			s.Pos++
 		}
-		frac = s.i - fs
+		frac = s.Pos - fs
 		if frac == 0 {
 			return false
 		}
@@ -833,7 +615,7 @@ func (s *scanner) float64(dst *float64) bool {
 	if digits > 15 {
 		return false
 	}
-	if s.i < len(s.p) && (s.p[s.i] == 'e' || s.p[s.i] == 'E') {
+	if s.Pos < len(s.Text) && (s.Text[s.Pos] == 'e' || s.Text[s.Pos] == 'E') {
 		return false
 	}
 	f := float64(mant) / pow10[frac]
@@ -847,174 +629,35 @@ func (s *scanner) float64(dst *float64) bool {
 // labels decodes an object of strings into a new map, as encoding/json
 // does (an empty object is an empty map, not nil).
 func (s *scanner) labels(dst *map[string]string) bool {
-	if !s.eat('{') {
+	if !s.Eat('{') {
 		return false
 	}
 	m := map[string]string{}
 	*dst = m
-	s.ws()
-	if s.eat('}') {
+	s.WS()
+	if s.Eat('}') {
 		return true
 	}
 	for {
-		s.ws()
-		k, ok := s.plainString()
+		s.WS()
+		k, ok := s.PlainString()
 		if !ok {
 			return false
 		}
-		s.ws()
-		if !s.eat(':') {
+		s.WS()
+		if !s.Eat(':') {
 			return false
 		}
-		s.ws()
-		v, ok := s.plainString()
+		s.WS()
+		v, ok := s.PlainString()
 		if !ok {
 			return false
 		}
 		m[s.sc.intern(k)] = s.sc.intern(v)
-		s.ws()
-		if s.eat(',') {
+		s.WS()
+		if s.Eat(',') {
 			continue
 		}
-		return s.eat('}')
+		return s.Eat('}')
 	}
-}
-
-// skip validates and passes over any JSON value.
-func (s *scanner) skip(depth int) bool {
-	if s.i >= len(s.p) {
-		return false
-	}
-	switch c := s.p[s.i]; {
-	case c == '"':
-		return s.skipString()
-	case c == '{':
-		if depth >= maxScanDepth {
-			return false
-		}
-		s.i++
-		s.ws()
-		if s.eat('}') {
-			return true
-		}
-		for {
-			s.ws()
-			if !s.skipString() {
-				return false
-			}
-			s.ws()
-			if !s.eat(':') {
-				return false
-			}
-			s.ws()
-			if !s.skip(depth + 1) {
-				return false
-			}
-			s.ws()
-			if s.eat(',') {
-				continue
-			}
-			return s.eat('}')
-		}
-	case c == '[':
-		if depth >= maxScanDepth {
-			return false
-		}
-		s.i++
-		s.ws()
-		if s.eat(']') {
-			return true
-		}
-		for {
-			s.ws()
-			if !s.skip(depth + 1) {
-				return false
-			}
-			s.ws()
-			if s.eat(',') {
-				continue
-			}
-			return s.eat(']')
-		}
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	case c == '-' || (c >= '0' && c <= '9'):
-		return s.skipNumber()
-	}
-	return false
-}
-
-// skipString passes over a string, escapes included, declining a UTF-16
-// surrogate escape (domain.CheckJSONText's business) and invalid UTF-8.
-func (s *scanner) skipString() bool {
-	if !s.eat('"') {
-		return false
-	}
-	start, high := s.i, false
-	for {
-		s.plainRun()
-		if s.i >= len(s.p) {
-			return false
-		}
-		switch c := s.p[s.i]; {
-		case c == '"':
-			s.i++
-			return !high || utf8.Valid(s.p[start:s.i-1])
-		case c < 0x20:
-			return false
-		case c >= 0x80:
-			high = true
-		case c == '\\':
-			s.i++
-			if s.i >= len(s.p) {
-				return false
-			}
-			switch s.p[s.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				r, ok := domain.Hex4(s.p, s.i+1)
-				if !ok || (r >= 0xD800 && r < 0xE000) {
-					return false
-				}
-				s.i += 4
-			default:
-				return false
-			}
-		}
-		s.i++
-	}
-}
-
-// skipNumber passes over a number of the JSON grammar:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (s *scanner) skipNumber() bool {
-	s.eat('-')
-	digits := func() int {
-		start := s.i
-		for s.i < len(s.p) && s.p[s.i] >= '0' && s.p[s.i] <= '9' {
-			s.i++
-		}
-		return s.i - start
-	}
-	start := s.i
-	n := digits()
-	if n == 0 || (n > 1 && s.p[start] == '0') {
-		return false
-	}
-	if s.eat('.') && digits() == 0 {
-		return false
-	}
-	if s.eat('e') || s.eat('E') {
-		if !s.eat('+') {
-			s.eat('-')
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	return true
 }
