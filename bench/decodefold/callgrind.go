@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -93,12 +94,13 @@ func lastLines(b []byte, n int) string {
 // measure runs reps callgrind runs and writes row 0b (0bh with hodei)
 // to out.
 func measure(n, reps int, out string, hodei bool) error {
+	row := ownRow
 	if hodei {
-		return measureHodei(n, reps, out)
+		row = hodeiRow
 	}
 	res := benchkit.NewResult("decodefold")
 	if _, err := exec.LookPath("valgrind"); err != nil {
-		res.Rows = append(res.Rows, benchkit.NotRun("0b", "instructions per event, decode and fold", "valgrind is not installed (apt-get install valgrind)"))
+		res.Rows = append(res.Rows, benchkit.NotRun(row.id, row.what, "valgrind is not installed (apt-get install valgrind)"))
 		return res.Write(out)
 	}
 	dir, err := os.MkdirTemp("", "hodei-bench-callgrind-")
@@ -106,26 +108,55 @@ func measure(n, reps int, out string, hodei bool) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	runs, err := callgrindRuns(n, reps, dir, false)
+	runs, err := callgrindRuns(n, reps, dir, hodei)
 	if err != nil {
-		res.Rows = append(res.Rows, benchkit.NotRun("0b", "instructions per event, decode and fold", "error: "+err.Error()))
-		_ = res.Write(out)
-		return err
+		res.Rows = append(res.Rows, benchkit.NotRun(row.id, row.what, "error: "+err.Error()))
+		return errors.Join(err, res.Write(out))
 	}
-	tl, tm, th, dm, am := perEvent(runs, n)
-	res.Detail("- callgrind, %d events, %d runs: per event %.0f instructions (min %.0f, max %.0f): decode %.0f, engine ApplyJob %.0f, the rest (subject type, counter, loop) %.0f",
-		n, reps, tm, tl, th, dm, am, tm-dm-am)
+	p := perEvent(runs, n)
+	res.Detail("- callgrind, %s, %d events, %d runs: per event %.0f instructions (min %.0f, max %.0f): decode %.0f, engine ApplyJob %.0f, the rest (%s) %.0f",
+		row.input, n, reps, p.med, p.min, p.max, p.decode, p.apply, row.rest, p.med-p.decode-p.apply)
 	res.Rows = append(res.Rows, benchkit.Row{
-		ID:        "0b",
-		What:      "instructions per event, decode and fold (callgrind, load-independent): the consumer's decode and the loop's apply of one job event",
-		Reference: "before the envelope scanner (commit cf5e0c6, after the busy-safety merge): 17,441 per event (decode 14,269 of which goccy/go-json 6,722 and CheckJSONText 5,454; ApplyJob 2,594); issue 16's start (commit 1d98f73): 11,976",
-		Ours:      fmt.Sprintf("%.0f per event (min %.0f, max %.0f over %d runs): decode %.0f, ApplyJob %.0f, rest %.0f", tm, tl, th, reps, dm, am, tm-dm-am),
-		Ratio:     fmt.Sprintf("%.3f of before the scanner", tm/17441),
+		ID:        row.id,
+		What:      row.what + " (callgrind, load-independent): " + row.measured,
+		Reference: row.reference,
+		Ours:      fmt.Sprintf("%.0f per event (min %.0f, max %.0f over %d runs): decode %.0f, ApplyJob %.0f, rest %.0f", p.med, p.min, p.max, reps, p.decode, p.apply, p.med-p.decode-p.apply),
+		Ratio:     row.ratio(p.med),
 		Target:    "issue 16: counted before and after each optimisation (no numeric target)",
 		Met:       "n/a",
-		Note:      fmt.Sprintf("bench/decodefold, GOMAXPROCS=1 GOGC=off, %d events of the stream mix, only foldAll collected; excludes the JetStream metadata parse and the channel to the loop", n),
+		Note:      fmt.Sprintf(row.note, n),
 	})
 	return res.Write(out)
+}
+
+// instructionRow is what rows 0b and 0bh say about their input.
+type instructionRow struct {
+	id, what, measured, reference string
+	input, rest                   string // for the detail line
+	ratio                         func(perEventMedian float64) string
+	note                          string // a format taking the event count
+}
+
+var ownRow = instructionRow{
+	id:        "0b",
+	what:      "instructions per event, decode and fold",
+	measured:  "the consumer's decode and the loop's apply of one job event",
+	reference: "before the envelope scanner (commit cf5e0c6, after the busy-safety merge): 17,441 per event (decode 14,269 of which goccy/go-json 6,722 and CheckJSONText 5,454; ApplyJob 2,594); issue 16's start (commit 1d98f73): 11,976",
+	input:     "own contract",
+	rest:      "subject type, counter, loop",
+	ratio:     func(med float64) string { return fmt.Sprintf("%.3f of before the scanner", med/17441) },
+	note:      "bench/decodefold, GOMAXPROCS=1 GOGC=off, %d events of the stream mix, only foldAll collected; excludes the JetStream metadata parse and the channel to the loop",
+}
+
+var hodeiRow = instructionRow{
+	id:        "0bh",
+	what:      "instructions per event, Hodei decode and fold",
+	measured:  "the hodei-jobs input's decode (hodeijobs.Decoder.Decode) and the loop's apply of one Hodei event",
+	reference: "no reference: before and after each optimisation in BENCHMARKS.md's prose (row 1h's section)",
+	input:     "hodei-jobs input",
+	rest:      "counter, loop",
+	ratio:     func(float64) string { return "n/a" },
+	note:      "bench/decodefold -hodei, GOMAXPROCS=1 GOGC=off, %d events of the stream mix as Hodei's (row 1h's events), only foldHodei collected; excludes the JetStream metadata parse and the channel to the loop",
 }
 
 // callgrindRuns runs reps callgrind runs of n events.
@@ -145,9 +176,13 @@ func callgrindRuns(n, reps int, dir string, hodei bool) ([]counts, error) {
 	return runs, nil
 }
 
-// perEvent is the runs' instructions per event: the total's min, median
-// and max, and the medians of decode and apply.
-func perEvent(runs []counts, n int) (tl, tm, th, dm, am float64) {
+// perEventCounts are the runs' instructions per event: the total's
+// min, median and max, and the medians of decode and apply.
+type perEventCounts struct {
+	min, med, max, decode, apply float64
+}
+
+func perEvent(runs []counts, n int) perEventCounts {
 	per := func(pick func(counts) uint64) (lo, med, hi float64) {
 		var v []float64
 		for _, r := range runs {
@@ -156,43 +191,9 @@ func perEvent(runs []counts, n int) (tl, tm, th, dm, am float64) {
 		slices.Sort(v)
 		return v[0], v[len(v)/2], v[len(v)-1]
 	}
-	tl, tm, th = per(func(c counts) uint64 { return c.Total })
-	_, dm, _ = per(func(c counts) uint64 { return c.Decode })
-	_, am, _ = per(func(c counts) uint64 { return c.Apply })
-	return tl, tm, th, dm, am
-}
-
-// measureHodei is measure for the hodei-jobs input: row 0bh.
-func measureHodei(n, reps int, out string) error {
-	res := benchkit.NewResult("decodefold")
-	const what = "instructions per event, Hodei decode and fold"
-	if _, err := exec.LookPath("valgrind"); err != nil {
-		res.Rows = append(res.Rows, benchkit.NotRun("0bh", what, "valgrind is not installed (apt-get install valgrind)"))
-		return res.Write(out)
-	}
-	dir, err := os.MkdirTemp("", "hodei-bench-callgrind-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	runs, err := callgrindRuns(n, reps, dir, true)
-	if err != nil {
-		res.Rows = append(res.Rows, benchkit.NotRun("0bh", what, "error: "+err.Error()))
-		_ = res.Write(out)
-		return err
-	}
-	tl, tm, th, dm, am := perEvent(runs, n)
-	res.Detail("- callgrind, hodei-jobs input, %d events, %d runs: per event %.0f instructions (min %.0f, max %.0f): decode %.0f, engine ApplyJob %.0f, the rest (counter, loop) %.0f",
-		n, reps, tm, tl, th, dm, am, tm-dm-am)
-	res.Rows = append(res.Rows, benchkit.Row{
-		ID:        "0bh",
-		What:      what + " (callgrind, load-independent): the hodei-jobs input's decode (hodeijobs.Decoder.Decode) and the loop's apply of one Hodei event",
-		Reference: "no reference: before and after each optimisation in BENCHMARKS.md's prose (row 1h's section)",
-		Ours:      fmt.Sprintf("%.0f per event (min %.0f, max %.0f over %d runs): decode %.0f, ApplyJob %.0f, rest %.0f", tm, tl, th, reps, dm, am, tm-dm-am),
-		Ratio:     "n/a",
-		Target:    "issue 16: counted before and after each optimisation (no numeric target)",
-		Met:       "n/a",
-		Note:      fmt.Sprintf("bench/decodefold -hodei, GOMAXPROCS=1 GOGC=off, %d events of the stream mix as Hodei's (row 1h's events), only foldHodei collected; excludes the JetStream metadata parse and the channel to the loop", n),
-	})
-	return res.Write(out)
+	var p perEventCounts
+	p.min, p.med, p.max = per(func(c counts) uint64 { return c.Total })
+	_, p.decode, _ = per(func(c counts) uint64 { return c.Decode })
+	_, p.apply, _ = per(func(c counts) uint64 { return c.Apply })
+	return p
 }

@@ -125,6 +125,31 @@ func run(n int, hodei bool) error {
 	return nil
 }
 
+// eventCounter is the loop's events counter (eventcount.go): each
+// series looked up once per type and result.
+type eventCounter struct {
+	m      *metrics.Metrics
+	series map[eventKey]prometheus.Counter
+}
+
+type eventKey struct {
+	typ string
+	res engine.Result
+}
+
+func newEventCounter(m *metrics.Metrics) *eventCounter {
+	return &eventCounter{m: m, series: map[eventKey]prometheus.Counter{}}
+}
+
+func (e *eventCounter) count(typ string, res engine.Result) {
+	c, ok := e.series[eventKey{typ, res}]
+	if !ok {
+		c = e.m.Events.WithLabelValues(typ, res.String())
+		e.series[eventKey{typ, res}] = c
+	}
+	c.Inc()
+}
+
 // foldAll is the measured part: per message what the consumer's decode
 // and the loop's apply do (internal/events/consumer.go,
 // internal/reconciler/reconciler.go and eventcount.go: the counter's
@@ -133,19 +158,7 @@ func run(n int, hodei bool) error {
 //
 //go:noinline
 func foldAll(dec events.Decoder, eng *engine.Engine, m *metrics.Metrics, msgs []message, now time.Time) int {
-	type key struct {
-		typ string
-		res engine.Result
-	}
-	series := map[key]prometheus.Counter{}
-	count := func(typ string, res engine.Result) {
-		c, ok := series[key{typ, res}]
-		if !ok {
-			c = m.Events.WithLabelValues(typ, res.String())
-			series[key{typ, res}] = c
-		}
-		c.Inc()
-	}
+	count := newEventCounter(m).count
 	applied := 0
 	for i, msg := range msgs {
 		typ := "unknown"
@@ -173,19 +186,7 @@ func foldAll(dec events.Decoder, eng *engine.Engine, m *metrics.Metrics, msgs []
 //
 //go:noinline
 func foldHodei(dec *hodeijobs.Decoder, eng *engine.Engine, m *metrics.Metrics, msgs []message, now time.Time) int {
-	type key struct {
-		typ string
-		res engine.Result
-	}
-	series := map[key]prometheus.Counter{}
-	count := func(typ string, res engine.Result) {
-		c, ok := series[key{typ, res}]
-		if !ok {
-			c = m.Events.WithLabelValues(typ, res.String())
-			series[key{typ, res}] = c
-		}
-		c.Inc()
-	}
+	count := newEventCounter(m).count
 	applied := 0
 	for i, msg := range msgs {
 		r := dec.Decode(msg.payload)

@@ -231,7 +231,7 @@ func (s *scanner) data(d *domain.JobData) bool {
 				d.Labels = nil
 				return true
 			}
-			return s.labels(&d.Labels)
+			return s.StringMap(&d.Labels, jsonscan.Copy)
 		default:
 			return s.Skip(0)
 		}
@@ -272,40 +272,4 @@ func (s *scanner) resources(r *domain.Resources) bool {
 		}
 		return s.Int64(dst)
 	})
-}
-
-// labels decodes an object of strings into a new map, as json.Unmarshal
-// does (an empty object is an empty map, not nil).
-func (s *scanner) labels(dst *map[string]string) bool {
-	if !s.Eat('{') {
-		return false
-	}
-	m := map[string]string{}
-	*dst = m
-	s.WS()
-	if s.Eat('}') {
-		return true
-	}
-	for {
-		s.WS()
-		k, ok := s.PlainString()
-		if !ok {
-			return false
-		}
-		s.WS()
-		if !s.Eat(':') {
-			return false
-		}
-		s.WS()
-		v, ok := s.PlainString()
-		if !ok {
-			return false
-		}
-		m[string(k)] = string(v)
-		s.WS()
-		if s.Eat(',') {
-			continue
-		}
-		return s.Eat('}')
-	}
 }

@@ -385,3 +385,43 @@ func (s *Cursor) SkipNumber() bool {
 // MaxDepth bounds the nesting the fast path skips; deeper values go
 // to the full decoder.
 const MaxDepth = 32
+
+// StringMap decodes an object of plain strings into a new map, as
+// json.Unmarshal does (an empty object is an empty map, not nil); str
+// makes each key and value a string (a copy, or an interned one).
+func (s *Cursor) StringMap(dst *map[string]string, str func([]byte) string) bool {
+	if !s.Eat('{') {
+		return false
+	}
+	m := map[string]string{}
+	*dst = m
+	s.WS()
+	if s.Eat('}') {
+		return true
+	}
+	for {
+		s.WS()
+		k, ok := s.PlainString()
+		if !ok {
+			return false
+		}
+		s.WS()
+		if !s.Eat(':') {
+			return false
+		}
+		s.WS()
+		v, ok := s.PlainString()
+		if !ok {
+			return false
+		}
+		m[str(k)] = str(v)
+		s.WS()
+		if s.Eat(',') {
+			continue
+		}
+		return s.Eat('}')
+	}
+}
+
+// Copy is the str of StringMap that copies.
+func Copy(b []byte) string { return string(b) }

@@ -115,7 +115,7 @@ func (d *Decoder) scanMessage(data []byte) bool {
 			}
 			return s.Pos < len(s.Text) && s.Text[s.Pos] == '"' && s.SkipString()
 		case fCorrelation:
-			return s.stringPtr(&m.correlationID, &sc.correlationID)
+			return s.stringPtr(&m.correlationID, &sc.correlationID, jsonscan.Copy)
 		}
 		if s.Null() {
 			return true // a time.Time stays as it is
@@ -245,15 +245,15 @@ func (s *scanner) jobFields(sc *scratch) bool {
 		seen |= bit
 		switch bit {
 		case fJob:
-			return s.stringPtr(&f.JobID, &sc.jobID)
+			return s.stringPtr(&f.JobID, &sc.jobID, jsonscan.Copy)
 		case fWorker:
-			return s.commonPtr(&f.WorkerID, &sc.workerID)
+			return s.stringPtr(&f.WorkerID, &sc.workerID, s.sc.intern)
 		case fProvider:
-			return s.commonPtr(&f.PreferredProvi, &sc.provider)
+			return s.stringPtr(&f.PreferredProvi, &sc.provider, s.sc.intern)
 		case fOld:
-			return s.statePtr(&f.OldState, &sc.oldState)
+			return s.stringPtr(&f.OldState, &sc.oldState, stateName)
 		case fNew:
-			return s.statePtr(&f.NewState, &sc.newState)
+			return s.stringPtr(&f.NewState, &sc.newState, stateName)
 		case fOccurred:
 			return s.timePtr(&f.OccurredAt, &sc.occurredAt)
 		case fQueued:
@@ -289,9 +289,9 @@ func (s *scanner) heartbeatFields(sc *scratch) bool {
 		seen |= bit
 		switch bit {
 		case 1:
-			return s.commonPtr(&f.WorkerID, &sc.hbWorker)
+			return s.stringPtr(&f.WorkerID, &sc.hbWorker, s.sc.intern)
 		case 2:
-			return s.stringPtr(&f.CurrentJobID, &sc.hbJob)
+			return s.stringPtr(&f.CurrentJobID, &sc.hbJob, jsonscan.Copy)
 		}
 		return s.timePtr(&f.OccurredAt, &sc.hbOccurredAt)
 	})
@@ -333,7 +333,7 @@ func (s *scanner) specPtr(dst **jobSpec, to *specScratch) bool {
 		seen |= bit
 		switch bit {
 		case fImage:
-			return s.commonPtr(&spec.Image, &to.image)
+			return s.stringPtr(&spec.Image, &to.image, s.sc.intern)
 		case fResources:
 			if s.Null() {
 				return true // a struct stays as it is
@@ -411,13 +411,13 @@ func (s *scanner) preferences(spec *jobSpec, to *specScratch) bool {
 		}
 		seen |= bit
 		if bit == 1 {
-			return s.commonPtr(&p.PreferredProvider, &to.provider)
+			return s.stringPtr(&p.PreferredProvider, &to.provider, s.sc.intern)
 		}
 		if s.Null() {
 			p.RequiredLabels = nil
 			return true
 		}
-		return s.labels(&p.RequiredLabels)
+		return s.StringMap(&p.RequiredLabels, s.sc.intern)
 	})
 }
 
@@ -502,8 +502,8 @@ func (s *scanner) unescape(dst []byte) ([]byte, bool) {
 }
 
 // stringPtr reads a *string: null sets nil, a plain string sets *dst to
-// to, holding its value.
-func (s *scanner) stringPtr(dst **string, to *string) bool {
+// to, holding str of its bytes.
+func (s *scanner) stringPtr(dst **string, to *string, str func([]byte) string) bool {
 	if s.Null() {
 		*dst = nil
 		return true
@@ -512,38 +512,7 @@ func (s *scanner) stringPtr(dst **string, to *string) bool {
 	if !ok {
 		return false
 	}
-	*to = string(b)
-	*dst = to
-	return true
-}
-
-// commonPtr is stringPtr for a value that repeats from job to job,
-// interned.
-func (s *scanner) commonPtr(dst **string, to *string) bool {
-	if s.Null() {
-		*dst = nil
-		return true
-	}
-	b, ok := s.PlainString()
-	if !ok {
-		return false
-	}
-	*to = s.sc.intern(b)
-	*dst = to
-	return true
-}
-
-// statePtr is stringPtr for a JobState, its names without an allocation.
-func (s *scanner) statePtr(dst **string, to *string) bool {
-	if s.Null() {
-		*dst = nil
-		return true
-	}
-	b, ok := s.PlainString()
-	if !ok {
-		return false
-	}
-	*to = stateName(b)
+	*to = str(b)
 	*dst = to
 	return true
 }
@@ -624,40 +593,4 @@ func (s *scanner) float64(dst *float64) bool {
 	}
 	*dst = f
 	return true
-}
-
-// labels decodes an object of strings into a new map, as encoding/json
-// does (an empty object is an empty map, not nil).
-func (s *scanner) labels(dst *map[string]string) bool {
-	if !s.Eat('{') {
-		return false
-	}
-	m := map[string]string{}
-	*dst = m
-	s.WS()
-	if s.Eat('}') {
-		return true
-	}
-	for {
-		s.WS()
-		k, ok := s.PlainString()
-		if !ok {
-			return false
-		}
-		s.WS()
-		if !s.Eat(':') {
-			return false
-		}
-		s.WS()
-		v, ok := s.PlainString()
-		if !ok {
-			return false
-		}
-		m[s.sc.intern(k)] = s.sc.intern(v)
-		s.WS()
-		if s.Eat(',') {
-			continue
-		}
-		return s.Eat('}')
-	}
 }
