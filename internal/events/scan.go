@@ -43,7 +43,7 @@ func scanEnvelope(p []byte, env *envelope, pool string) bool {
 		fTraceParent
 		fTraceState
 	)
-	var seen uint
+	var seen jsonscan.Seen
 	ok := s.Members(func(key []byte) bool {
 		var str *string
 		var bit uint
@@ -78,10 +78,9 @@ func scanEnvelope(p []byte, env *envelope, pool string) bool {
 		default:
 			return s.Skip(0)
 		}
-		if seen&bit != 0 {
+		if !seen.First(bit) {
 			return false
 		}
-		seen |= bit
 		mode := copied
 		switch bit {
 		case fSpec, fType:
@@ -183,7 +182,7 @@ func (s *scanner) data(d *domain.JobData) bool {
 		fResources
 		fLabels
 	)
-	var seen uint
+	var seen jsonscan.Seen
 	return s.Members(func(key []byte) bool {
 		var str *string
 		var bit uint
@@ -235,10 +234,9 @@ func (s *scanner) data(d *domain.JobData) bool {
 		default:
 			return s.Skip(0)
 		}
-		if seen&bit != 0 {
+		if !seen.First(bit) {
 			return false
 		}
-		seen |= bit
 		mode := copied
 		if bit == fOutcome {
 			mode = common
@@ -251,7 +249,7 @@ func (s *scanner) resources(r *domain.Resources) bool {
 	if !s.Eat('{') {
 		return false
 	}
-	var seen uint
+	var seen jsonscan.Seen
 	return s.Members(func(key []byte) bool {
 		var dst *int64
 		var bit uint
@@ -263,10 +261,9 @@ func (s *scanner) resources(r *domain.Resources) bool {
 		default:
 			return s.Skip(0)
 		}
-		if seen&bit != 0 {
+		if !seen.First(bit) {
 			return false
 		}
-		seen |= bit
 		if s.Null() {
 			return true
 		}

@@ -61,13 +61,37 @@ func (s *Cursor) Null() bool { return s.Literal("null") }
 // matches names case-insensitively, with Unicode folding) positioned at
 // the value.
 func (s *Cursor) Members(member func(key []byte) bool) bool {
+	return s.object(lowerKeys, member)
+}
+
+// keyKind is how object reads member names.
+type keyKind uint8
+
+const (
+	lowerKeys keyKind = iota // PlainKey: what Members matches
+	plainKeys                // PlainString: a map's keys
+	anyKeys                  // SkipString: validated, not returned
+)
+
+// object walks the members of an object whose '{' is consumed, their
+// names read as keys says.
+func (s *Cursor) object(keys keyKind, member func(key []byte) bool) bool {
 	s.WS()
 	if s.Eat('}') {
 		return true
 	}
 	for {
 		s.WS()
-		key, ok := s.PlainKey()
+		var key []byte
+		var ok bool
+		switch keys {
+		case lowerKeys:
+			key, ok = s.PlainKey()
+		case plainKeys:
+			key, ok = s.PlainString()
+		default:
+			ok = s.SkipString()
+		}
 		if !ok {
 			return false
 		}
@@ -215,17 +239,25 @@ func UTCTime(b []byte, t *time.Time) bool {
 	return true
 }
 
+// Digits consumes a run of decimal digits, accumulating them onto v (a
+// fraction continues its integer part); it wraps past 19 digits, so
+// callers bound the count, measured by s.Pos.
+func (s *Cursor) Digits(v uint64) uint64 {
+	for s.Pos < len(s.Text) && s.Text[s.Pos] >= '0' && s.Text[s.Pos] <= '9' {
+		v = v*10 + uint64(s.Text[s.Pos]-'0')
+		s.Pos++
+	}
+	return v
+}
+
 // Int64 reads an integer literal of at most 18 digits (json.Unmarshal
 // refuses fractions and exponents for an int64 field; longer ones may
 // overflow: the full decoder decides).
 func (s *Cursor) Int64(dst *int64) bool {
 	neg := s.Eat('-')
 	start := s.Pos
-	var v int64
-	for s.Pos < len(s.Text) && s.Text[s.Pos] >= '0' && s.Text[s.Pos] <= '9' {
-		v = v*10 + int64(s.Text[s.Pos]-'0')
-		s.Pos++
-	}
+	u := s.Digits(0)
+	v := int64(u)
 	n := s.Pos - start
 	if n == 0 || n > 18 || (n > 1 && s.Text[start] == '0') {
 		return false
@@ -256,29 +288,7 @@ func (s *Cursor) Skip(depth int) bool {
 			return false
 		}
 		s.Pos++
-		s.WS()
-		if s.Eat('}') {
-			return true
-		}
-		for {
-			s.WS()
-			if !s.SkipString() {
-				return false
-			}
-			s.WS()
-			if !s.Eat(':') {
-				return false
-			}
-			s.WS()
-			if !s.Skip(depth + 1) {
-				return false
-			}
-			s.WS()
-			if s.Eat(',') {
-				continue
-			}
-			return s.Eat('}')
-		}
+		return s.object(anyKeys, func([]byte) bool { return s.Skip(depth + 1) })
 	case c == '[':
 		if depth >= MaxDepth {
 			return false
@@ -395,33 +405,29 @@ func (s *Cursor) StringMap(dst *map[string]string, str func([]byte) string) bool
 	}
 	m := map[string]string{}
 	*dst = m
-	s.WS()
-	if s.Eat('}') {
-		return true
-	}
-	for {
-		s.WS()
-		k, ok := s.PlainString()
-		if !ok {
-			return false
-		}
-		s.WS()
-		if !s.Eat(':') {
-			return false
-		}
-		s.WS()
+	return s.object(plainKeys, func(key []byte) bool {
 		v, ok := s.PlainString()
 		if !ok {
 			return false
 		}
-		m[str(k)] = str(v)
-		s.WS()
-		if s.Eat(',') {
-			continue
-		}
-		return s.Eat('}')
-	}
+		m[str(key)] = str(v)
+		return true
+	})
 }
 
 // Copy is the str of StringMap that copies.
 func Copy(b []byte) string { return string(b) }
+
+// Seen is the set of an object's known members read so far, a bit each:
+// a repeated member is left to the full decoder (json.Unmarshal merges
+// or overwrites, by the field's type).
+type Seen uint
+
+// First marks bit and reports whether it was not marked before.
+func (s *Seen) First(bit uint) bool {
+	if uint(*s)&bit != 0 {
+		return false
+	}
+	*s |= Seen(bit)
+	return true
+}

@@ -83,7 +83,7 @@ func (d *Decoder) scanMessage(data []byte) bool {
 		fCorrelation
 		fCreated
 	)
-	var seen uint
+	var seen jsonscan.Seen
 	payload := false
 	ok := s.Members(func(key []byte) bool {
 		var bit uint
@@ -99,10 +99,9 @@ func (d *Decoder) scanMessage(data []byte) bool {
 		default:
 			return s.Skip(0)
 		}
-		if seen&bit != 0 {
+		if !seen.First(bit) {
 			return false
 		}
-		seen |= bit
 		switch bit {
 		case fPayload:
 			var ok bool
@@ -214,7 +213,7 @@ func (s *scanner) jobFields(sc *scratch) bool {
 		fRequirements
 		fProvider
 	)
-	var seen uint
+	var seen jsonscan.Seen
 	return s.Members(func(key []byte) bool {
 		var bit uint
 		switch string(key) {
@@ -239,10 +238,9 @@ func (s *scanner) jobFields(sc *scratch) bool {
 		default:
 			return s.Skip(0)
 		}
-		if seen&bit != 0 {
+		if !seen.First(bit) {
 			return false
 		}
-		seen |= bit
 		switch bit {
 		case fJob:
 			return s.stringPtr(&f.JobID, &sc.jobID, jsonscan.Copy)
@@ -270,7 +268,7 @@ func (s *scanner) heartbeatFields(sc *scratch) bool {
 		return false
 	}
 	f := &sc.m.hb
-	var seen uint
+	var seen jsonscan.Seen
 	return s.Members(func(key []byte) bool {
 		var bit uint
 		switch string(key) {
@@ -283,10 +281,9 @@ func (s *scanner) heartbeatFields(sc *scratch) bool {
 		default:
 			return s.Skip(0)
 		}
-		if seen&bit != 0 {
+		if !seen.First(bit) {
 			return false
 		}
-		seen |= bit
 		switch bit {
 		case 1:
 			return s.stringPtr(&f.WorkerID, &sc.hbWorker, s.sc.intern)
@@ -314,7 +311,7 @@ func (s *scanner) specPtr(dst **jobSpec, to *specScratch) bool {
 		fImage
 		fPreferences
 	)
-	var seen uint
+	var seen jsonscan.Seen
 	return s.Members(func(key []byte) bool {
 		var bit uint
 		switch string(key) {
@@ -327,10 +324,9 @@ func (s *scanner) specPtr(dst **jobSpec, to *specScratch) bool {
 		default:
 			return s.Skip(0)
 		}
-		if seen&bit != 0 {
+		if !seen.First(bit) {
 			return false
 		}
-		seen |= bit
 		switch bit {
 		case fImage:
 			return s.stringPtr(&spec.Image, &to.image, s.sc.intern)
@@ -352,7 +348,7 @@ func (s *scanner) resources(spec *jobSpec) bool {
 		return false
 	}
 	r := &spec.Resources
-	var seen uint
+	var seen jsonscan.Seen
 	return s.Members(func(key []byte) bool {
 		var bit uint
 		switch string(key) {
@@ -365,10 +361,9 @@ func (s *scanner) resources(spec *jobSpec) bool {
 		default:
 			return s.Skip(0)
 		}
-		if seen&bit != 0 {
+		if !seen.First(bit) {
 			return false
 		}
-		seen |= bit
 		if s.Null() {
 			return true
 		}
@@ -395,7 +390,7 @@ func (s *scanner) preferences(spec *jobSpec, to *specScratch) bool {
 		return false
 	}
 	p := &spec.Preferences
-	var seen uint
+	var seen jsonscan.Seen
 	return s.Members(func(key []byte) bool {
 		var bit uint
 		switch string(key) {
@@ -406,10 +401,9 @@ func (s *scanner) preferences(spec *jobSpec, to *specScratch) bool {
 		default:
 			return s.Skip(0)
 		}
-		if seen&bit != 0 {
+		if !seen.First(bit) {
 			return false
 		}
-		seen |= bit
 		if bit == 1 {
 			return s.stringPtr(&p.PreferredProvider, &to.provider, s.sc.intern)
 		}
@@ -559,11 +553,7 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 func (s *scanner) float64(dst *float64) bool {
 	neg := s.Eat('-')
 	start := s.Pos
-	var mant uint64
-	for s.Pos < len(s.Text) && s.Text[s.Pos] >= '0' && s.Text[s.Pos] <= '9' {
-		mant = mant*10 + uint64(s.Text[s.Pos]-'0')
-		s.Pos++
-	}
+	mant := s.Digits(0)
 	n := s.Pos - start
 	if n == 0 || (n > 1 && s.Text[start] == '0') {
 		return false
@@ -571,10 +561,7 @@ func (s *scanner) float64(dst *float64) bool {
 	digits, frac := n, 0
 	if s.Eat('.') {
 		fs := s.Pos
-		for s.Pos < len(s.Text) && s.Text[s.Pos] >= '0' && s.Text[s.Pos] <= '9' {
-			mant = mant*10 + uint64(s.Text[s.Pos]-'0')
-			s.Pos++
-		}
+		mant = s.Digits(mant)
 		frac = s.Pos - fs
 		if frac == 0 {
 			return false
