@@ -131,7 +131,9 @@ func TestDrainHonoursDrainTimeout(t *testing.T) {
 					case c.grace > 0:
 						t.Fatalf("after %s the deletion grace is %s, want 0 (a kill) or the pod gone", c.at.Round(time.Millisecond), c)
 					}
-					removed = c.grace < 0
+					if c.grace < 0 {
+						removed, changes = true, nil // the watch ends with the removal
+					}
 				case res = <-done:
 					returned = true
 				case <-ctx.Done():
