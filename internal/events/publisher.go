@@ -179,23 +179,44 @@ const publishWindow = 256
 
 // publishBatch sends batch in order without waiting between events and
 // returns how many from its head the server stored. When the head itself
-// fails it falls back to publish, which retries it with backoff, so an
-// outage keeps the order and the retry of one event at a time; when a
+// fails it falls back to publish, which retries it with backoff; when a
 // later one fails, the next round starts from it (the events after it
 // that were stored are then sent again and dropped by the server's
 // Nats-Msg-Id de-duplication).
+//
+// Order: pipelined publishes can fail one by one and reach the server out
+// of the order they were sent in. A message written to a connection that
+// dies is lost while the ones published after it wait in the client's
+// reconnect buffer and are stored on the next connection; a message the
+// server turns away (no stream leader for a moment, a store error) can be
+// followed by one it takes. Resending the failed one would store it after
+// its successors. So every event but the batch's head carries
+// Nats-Expected-Last-Msg-Id, its predecessor's id: the server stores it
+// only right after its predecessor, and turns away the rest of the batch
+// once one is missing. The head carries no expectation (other replicas
+// write the same stream, so the last message there may be theirs), and
+// is sent only when every event before it is stored. The events of one
+// publisher are therefore in the stream in their order and, within the
+// stream's duplicate window, each once. Another writer's message stored
+// in the middle of a batch turns the rest of it away: the next round
+// starts from there (one more round trip).
 func (p *Publisher) publishBatch(ctx context.Context, batch []outgoing) (int, error) {
 	if len(batch) == 1 {
 		return 1, p.publish(ctx, batch[0])
 	}
 	futures := make([]jetstream.PubAckFuture, len(batch))
 	skip := make([]bool, len(batch))
+	prev := "" // the id of the last event sent: what the next one expects last in the stream
 	for i, o := range batch {
 		msg, ok := p.message(o)
 		if !ok {
 			skip[i] = true
 			continue
 		}
+		if prev != "" {
+			msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, prev)
+		}
+		prev = o.id
 		f, err := p.js.PublishMsgAsync(msg)
 		if err != nil {
 			break // this one and the rest go next round

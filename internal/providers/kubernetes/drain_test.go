@@ -1,6 +1,7 @@
 package kubernetes_test
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -8,6 +9,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 	"github.com/hodei/hodei-autoscaler/internal/providers"
@@ -46,12 +51,6 @@ func TestDrainHonoursDrainTimeout(t *testing.T) {
 		}
 		return pod, true
 	}
-	grace := func(pod *corev1.Pod) int64 {
-		if pod.DeletionTimestamp == nil || pod.DeletionGracePeriodSeconds == nil {
-			return -1
-		}
-		return *pod.DeletionGracePeriodSeconds
-	}
 	type result struct {
 		killedBusy bool
 		err        error
@@ -85,49 +84,61 @@ func TestDrainHonoursDrainTimeout(t *testing.T) {
 			busy.Store(cs.busy)
 			spec := cs.spec
 			spec.Busy, spec.Poll = busy.Load, 100*time.Millisecond
-			done := make(chan result, 1)
 			start := time.Now()
+			// Every change of the pod's deletion grace, in order, from
+			// before the drain: a poll would see only some of them, and
+			// an API server's kill is two writes (the grace set to 0, then
+			// the removal) that a poll may catch in between.
+			changes := watchGrace(t, ctx, admin, ns, pod, start)
+			done := make(chan result, 1)
 			go func() {
 				kb, err := p.Drain(ctx, id, spec)
 				done <- result{kb, err, time.Now()}
 			}()
-			eventually(t, 30*time.Second, "the SIGTERM: a delete with drain_timeout as the grace", func() string {
-				pod, ok := get(id)
-				if !ok {
-					return "pod gone at once"
-				}
-				if g := grace(pod); g != int64(spec.Timeout.Seconds()) {
-					return "deletion grace " + time.Duration(g*int64(time.Second)).String()
-				}
-				return ""
-			})
-			// Until the case's turn: the pod stays terminating with the
-			// full grace, and the drain goes on.
+			var idle, exit <-chan time.Time
+			if cs.idleAt > 0 {
+				idle = time.After(cs.idleAt)
+			}
+			if cs.exitAt > 0 {
+				exit = time.After(cs.exitAt)
+			}
 			var res result
-			for {
-				el := time.Since(start)
-				if cs.idleAt > 0 && el >= cs.idleAt && busy.Load() {
+			sigterm, returned, removed := false, false, false
+			for !returned || !removed {
+				select {
+				case <-idle:
 					busy.Store(false)
-				}
-				if cs.exitAt > 0 && el >= cs.exitAt {
+					idle = nil
+				case <-exit:
 					zero := int64(0) // the worker's job ended, it exited: the pod goes
 					if err := admin.CoreV1().Pods(ns).Delete(ctx, domain.WorkerName(id), metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
 						t.Fatal(err)
 					}
-					cs.exitAt = 0
-				}
-				select {
-				case res = <-done:
-				default:
-					if pod, ok := get(id); ok {
-						if g := grace(pod); g != int64(spec.Timeout.Seconds()) {
-							t.Fatalf("after %s the deletion grace is %ds while the drain goes on", time.Since(start).Round(time.Millisecond), g)
-						}
+					exit = nil
+				case c, ok := <-changes:
+					if !ok {
+						t.Fatal("the watch on the pod ended")
 					}
-					time.Sleep(50 * time.Millisecond) // polling the API server, not a wait for a result
-					continue
+					switch {
+					case !sigterm && c.grace != int64(spec.Timeout.Seconds()):
+						t.Fatalf("the first deletion grace is %s, want %s (the SIGTERM: drain_timeout)", c, spec.Timeout)
+					case !sigterm:
+						sigterm = true
+					// Received no later than it happened: one received
+					// before minKill was made before it.
+					case c.at < cs.minKill:
+						t.Fatalf("after %s the deletion grace is %s, before the case allows a kill (%s)", c.at.Round(time.Millisecond), c, cs.minKill)
+					case c.grace > 0:
+						t.Fatalf("after %s the deletion grace is %s, want 0 (a kill) or the pod gone", c.at.Round(time.Millisecond), c)
+					}
+					if c.grace < 0 {
+						removed, changes = true, nil // the watch ends with the removal
+					}
+				case res = <-done:
+					returned = true
+				case <-ctx.Done():
+					t.Fatalf("drain returned %v, pod removed %v when the test timed out", returned, removed)
 				}
-				break
 			}
 			if res.err != nil {
 				t.Fatalf("Drain: %v", res.err)
@@ -144,4 +155,67 @@ func TestDrainHonoursDrainTimeout(t *testing.T) {
 			t.Logf("drained in %s (killed busy %v)", res.at.Sub(start).Round(time.Millisecond), res.killedBusy)
 		})
 	}
+}
+
+// graceChange is a change of a pod's deletion grace as a watch saw it:
+// the new grace in seconds (-1: the pod was removed), and how long after
+// the test's start the test received it.
+type graceChange struct {
+	grace int64
+	at    time.Duration
+}
+
+func (c graceChange) String() string {
+	if c.grace < 0 {
+		return "none (the pod removed)"
+	}
+	return (time.Duration(c.grace) * time.Second).String()
+}
+
+// watchGrace follows pod from the version given (so nothing after it is
+// missed, also when the API server ends a watch and it is resumed) and
+// sends each change of its deletion grace, up to its removal.
+func watchGrace(t *testing.T, ctx context.Context, cs k8s.Interface, ns string, pod *corev1.Pod, start time.Time) <-chan graceChange {
+	t.Helper()
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, pod.ResourceVersion, &cache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = "metadata.name=" + pod.Name
+			return cs.CoreV1().Pods(ns).Watch(ctx, o)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	out := make(chan graceChange, 16)
+	go func() {
+		defer close(out)
+		last := int64(-2)
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || p.UID != pod.UID {
+				continue
+			}
+			g := int64(-1)
+			if ev.Type != watch.Deleted {
+				if p.DeletionTimestamp == nil || p.DeletionGracePeriodSeconds == nil {
+					continue
+				}
+				g = *p.DeletionGracePeriodSeconds
+			}
+			if g == last {
+				continue
+			}
+			last = g
+			select {
+			case out <- graceChange{grace: g, at: time.Since(start)}:
+			case <-ctx.Done():
+				return
+			}
+			if g < 0 {
+				return
+			}
+		}
+	}()
+	return out
 }
