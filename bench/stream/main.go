@@ -36,7 +36,7 @@ import (
 )
 
 func main() {
-	n := flag.Int("events", 1_000_000, "events in the stream")
+	n := flag.Int("events", 1_000_000, "events in the stream of rows 1 and 3; 0: not run")
 	hodeiN := flag.Int("hodei-events", 300_000, "events of the hodei-jobs ingest row (1h); 0: not run")
 	reps := flag.Int("reps", 3, "alternating repetitions of each measurement")
 	out := flag.String("out", "bench/out/stream.json", "result file")
@@ -82,7 +82,27 @@ func run(res *benchkit.Result, n, hodeiN, reps int, dir, cpuprof, memprof string
 	if err := benchkit.EnsureStreams(ctx, url); err != nil {
 		return err
 	}
+	if n > 0 {
+		if err := ownRows(ctx, res, url, n, reps, dir, cpuprof, memprof); err != nil {
+			return err
+		}
+	} else {
+		res.Rows = append(res.Rows,
+			benchkit.NotRun("1", "ingest", "-events 0"),
+			benchkit.NotRun("3", "recovery", "-events 0"))
+	}
+	if hodeiN > 0 {
+		if err := hodeiRow(ctx, res, url, hodeiN, reps); err != nil {
+			log.Printf("hodei-jobs ingest: %v", err)
+			res.Rows = append(res.Rows, benchkit.NotRun("1h", "ingest, hodei-jobs input", "error: "+err.Error()))
+		}
+	}
+	return nil
+}
 
+// ownRows measures rows 1 and 3 on a stream of n (> 0) of the contract's
+// job events.
+func ownRows(ctx context.Context, res *benchkit.Result, url string, n, reps int, dir, cpuprof, memprof string) error {
 	evs := mix.Events(n)
 	wantPending, wantRunning := expected(evs)
 	nc, js, err := benchkit.Connect(url)
@@ -207,12 +227,6 @@ func run(res *benchkit.Result, n, hodeiN, reps int, dir, cpuprof, memprof string
 			reps, rlo, rhi, benchkit.Dur(slices.Min(bareTotals)), benchkit.Dur(slices.Max(bareTotals)), benchkit.Dur(slices.Min(ourTotals)), benchkit.Dur(slices.Max(ourTotals))),
 	})
 	res.Raw = map[string]any{"bare_rates": bareRates, "our_rates": ourRates, "bare_totals": bareTotals, "our_totals": ourTotals}
-	if hodeiN > 0 {
-		if err := hodeiRow(ctx, res, url, hodeiN, reps); err != nil {
-			log.Printf("hodei-jobs ingest: %v", err)
-			res.Rows = append(res.Rows, benchkit.NotRun("1h", "ingest, hodei-jobs input", "error: "+err.Error()))
-		}
-	}
 	return nil
 }
 

@@ -43,6 +43,10 @@ func ReadBare(ctx context.Context, url string, n, pullMax int, kind string) (Bar
 // own stream of a hodei-jobs input).
 func ReadBareFrom(ctx context.Context, url, stream, filter string, n, pullMax int, kind string) (BareRead, error) {
 	r := BareRead{Kind: kind, Connect: time.Now()}
+	if n < 1 {
+		// No message would ever be the n-th: the read would wait for ctx.
+		return r, fmt.Errorf("bare read of %d messages: at least one is needed", n)
+	}
 	nc, js, err := Connect(url)
 	if err != nil {
 		return r, err
