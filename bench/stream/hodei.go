@@ -144,7 +144,7 @@ func hodeiRow(ctx context.Context, res *benchkit.Result, url string, n, reps int
 		Met:       met,
 		Note: fmt.Sprintf("median of %d alternating runs (per run %.2f to %.2f of bare; bare %s to %s, ours %s to %s); process CPU per event (server included), median: bare %s, ours %s; a third of the events are JobQueued with a whole job spec (read by the Hodei scanner, internal/inputs/hodeijobs/scan.go: envelope, payload string unescaped, variant; the full decoder on goccy/go-json behind it); fake recording provider",
 			reps, lo, hi, benchkit.Rate(slices.Min(bareRates)), benchkit.Rate(slices.Max(bareRates)), benchkit.Rate(slices.Min(ourRates)), benchkit.Rate(slices.Max(ourRates)),
-			benchkit.PerEvent(medianDur(bareCPU), n), benchkit.PerEvent(medianDur(ourCPU), n)),
+			benchkit.PerEvent(benchkit.Median(bareCPU), n), benchkit.PerEvent(benchkit.Median(ourCPU), n)),
 	})
 	return nil
 }

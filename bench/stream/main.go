@@ -208,7 +208,7 @@ func ownRows(ctx context.Context, res *benchkit.Result, url string, n, reps int,
 	}
 	note := fmt.Sprintf("median of %d alternating runs (per run %.2f to %.2f of bare; bare %s to %s, ours %s to %s); process CPU per event (server included), median: bare %s, ours %s; the daemon's figure includes starting its consumer and loop; pools use the fake recording provider",
 		reps, lo, hi, benchkit.Rate(slices.Min(bareRates)), benchkit.Rate(slices.Max(bareRates)), benchkit.Rate(slices.Min(ourRates)), benchkit.Rate(slices.Max(ourRates)),
-		benchkit.PerEvent(medianDur(bareCPU), n), benchkit.PerEvent(medianDur(ourCPU), n))
+		benchkit.PerEvent(benchkit.Median(bareCPU), n), benchkit.PerEvent(benchkit.Median(ourCPU), n))
 	res.Rows = append(res.Rows, benchkit.Row{
 		ID: "1", What: fmt.Sprintf("ingest: %s job events through consumer, decode, validate, loop and ledger", count(n)),
 		Reference: fmt.Sprintf("bare JetStream %s (only counts): %s", kind, benchkit.Rate(bare)),
@@ -232,12 +232,6 @@ func ownRows(ctx context.Context, res *benchkit.Result, url string, n, reps int,
 	})
 	res.Raw = map[string]any{"bare_rates": bareRates, "our_rates": ourRates, "bare_totals": bareTotals, "our_totals": ourTotals, "bare_cpu": bareCPU, "our_cpu": ourCPU}
 	return nil
-}
-
-func medianDur(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func count(n int) string {
