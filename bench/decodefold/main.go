@@ -153,15 +153,16 @@ func foldAll(dec events.Decoder, eng *engine.Engine, m *metrics.Metrics, msgs []
 	}
 	applied := 0
 	for i, msg := range msgs {
-		typ := "unknown"
-		if _, kind, ok := dec.Subjects.ParseJob(msg.subject); ok {
-			typ = kind.Type()
-		}
 		ev, err := dec.Decode(msg.subject, msg.payload)
 		if err != nil {
+			typ := "unknown"
+			if _, kind, ok := dec.Subjects.ParseJob(msg.subject); ok {
+				typ = kind.Type()
+			}
 			count(typ, engine.Invalid)
 			continue
 		}
+		typ := ev.Kind.Type() // the subject's, as the consumer takes it
 		ev.Seq, ev.Stored = uint64(i+1), now
 		res, _ := eng.ApplyJob(ev, now)
 		count(typ, res)
