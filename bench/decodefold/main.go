@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,11 +109,14 @@ func run(n int, hodei bool) error {
 	}
 	m := metrics.New(prometheus.NewRegistry())
 	var applied int
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	if hodei {
 		applied = foldHodei(hodeijobs.New(mix.HodeiInput().Router(), 64<<10), eng, m, msgs, t0)
 	} else {
-		applied = foldAll(events.Decoder{Subjects: benchkit.Subjects, MaxBytes: 64 << 10}, eng, m, msgs, t0)
+		applied = foldAll(events.Decoder{Subjects: benchkit.Subjects, MaxBytes: 64 << 10, Workers: events.NewInterner()}, eng, m, msgs, t0)
 	}
+	runtime.ReadMemStats(&after)
 	if applied != n {
 		return fmt.Errorf("%d of %d events applied", applied, n)
 	}
@@ -121,7 +125,8 @@ func run(n int, hodei bool) error {
 		s := p.State()
 		pending, running = pending+s.Pending, running+s.Running
 	}
-	fmt.Fprintf(os.Stdout, "%d events decoded and folded: %d pending, %d running\n", n, pending, running)
+	fmt.Fprintf(os.Stdout, "%d events decoded and folded: %d pending, %d running; %.2f allocations and %.0f bytes allocated per event\n",
+		n, pending, running, float64(after.Mallocs-before.Mallocs)/float64(n), float64(after.TotalAlloc-before.TotalAlloc)/float64(n))
 	return nil
 }
 
@@ -161,15 +166,16 @@ func foldAll(dec events.Decoder, eng *engine.Engine, m *metrics.Metrics, msgs []
 	count := newEventCounter(m).count
 	applied := 0
 	for i, msg := range msgs {
-		typ := "unknown"
-		if _, kind, ok := dec.Subjects.ParseJob(msg.subject); ok {
-			typ = kind.Type()
-		}
 		ev, err := dec.Decode(msg.subject, msg.payload)
 		if err != nil {
+			typ := "unknown"
+			if _, kind, ok := dec.Subjects.ParseJob(msg.subject); ok {
+				typ = kind.Type()
+			}
 			count(typ, engine.Invalid)
 			continue
 		}
+		typ := ev.Kind.Type() // the subject's, as the consumer takes it
 		ev.Seq, ev.Stored = uint64(i+1), now
 		res, _ := eng.ApplyJob(ev, now)
 		count(typ, res)

@@ -36,7 +36,7 @@ import (
 )
 
 func main() {
-	n := flag.Int("events", 1_000_000, "events in the stream")
+	n := flag.Int("events", 1_000_000, "events in the stream of rows 1 and 3; 0: not run")
 	hodeiN := flag.Int("hodei-events", 300_000, "events of the hodei-jobs ingest row (1h); 0: not run")
 	reps := flag.Int("reps", 3, "alternating repetitions of each measurement")
 	out := flag.String("out", "bench/out/stream.json", "result file")
@@ -82,7 +82,27 @@ func run(res *benchkit.Result, n, hodeiN, reps int, dir, cpuprof, memprof string
 	if err := benchkit.EnsureStreams(ctx, url); err != nil {
 		return err
 	}
+	if n > 0 {
+		if err := ownRows(ctx, res, url, n, reps, dir, cpuprof, memprof); err != nil {
+			return err
+		}
+	} else {
+		res.Rows = append(res.Rows,
+			benchkit.NotRun("1", "ingest", "-events 0"),
+			benchkit.NotRun("3", "recovery", "-events 0"))
+	}
+	if hodeiN > 0 {
+		if err := hodeiRow(ctx, res, url, hodeiN, reps); err != nil {
+			log.Printf("hodei-jobs ingest: %v", err)
+			res.Rows = append(res.Rows, benchkit.NotRun("1h", "ingest, hodei-jobs input", "error: "+err.Error()))
+		}
+	}
+	return nil
+}
 
+// ownRows measures rows 1 and 3 on a stream of n (> 0) of the contract's
+// job events.
+func ownRows(ctx context.Context, res *benchkit.Result, url string, n, reps int, dir, cpuprof, memprof string) error {
 	evs := mix.Events(n)
 	wantPending, wantRunning := expected(evs)
 	nc, js, err := benchkit.Connect(url)
@@ -126,6 +146,7 @@ func run(res *benchkit.Result, n, hodeiN, reps int, dir, cpuprof, memprof string
 	var bareTotals []time.Duration
 	var ourRates []float64
 	var ourTotals []time.Duration
+	var bareCPU, ourCPU []time.Duration
 	bestKind := map[string]int{}
 	for rep := range reps {
 		// The reference: the fastest bare consumer of this rep.
@@ -135,7 +156,7 @@ func run(res *benchkit.Result, n, hodeiN, reps int, dir, cpuprof, memprof string
 			if err != nil {
 				return err
 			}
-			res.Detail("  - rep %d bare %s: %s first→last, %s connect→last", rep+1, k, benchkit.Rate(b.Rate(n)), benchkit.Dur(b.Total()))
+			res.Detail("  - rep %d bare %s: %s first→last, %s connect→last, process CPU %s per event", rep+1, k, benchkit.Rate(b.Rate(n)), benchkit.Dur(b.Total()), benchkit.PerEvent(b.CPU, n))
 			if best.Last.IsZero() || b.Rate(n) > best.Rate(n) {
 				best = b
 			}
@@ -143,6 +164,7 @@ func run(res *benchkit.Result, n, hodeiN, reps int, dir, cpuprof, memprof string
 		bestKind[best.Kind]++
 		bareRates = append(bareRates, best.Rate(n))
 		bareTotals = append(bareTotals, best.Total())
+		bareCPU = append(bareCPU, best.CPU)
 
 		prof := profiles{}
 		if rep == 0 {
@@ -155,8 +177,9 @@ func run(res *benchkit.Result, n, hodeiN, reps int, dir, cpuprof, memprof string
 		rate := float64(n) / d.ready.Sub(d.started).Seconds()
 		ourRates = append(ourRates, rate)
 		ourTotals = append(ourTotals, d.ready.Sub(d.created))
-		res.Detail("  - rep %d daemon: %s Run→ready, %s New→ready; folded state pending %d running %d (expected %d, %d)",
-			rep+1, benchkit.Rate(rate), benchkit.Dur(d.ready.Sub(d.created)), d.pending, d.running, wantPending, wantRunning)
+		ourCPU = append(ourCPU, d.cpu)
+		res.Detail("  - rep %d daemon: %s Run→ready, %s New→ready, process CPU %s per event; folded state pending %d running %d (expected %d, %d)",
+			rep+1, benchkit.Rate(rate), benchkit.Dur(d.ready.Sub(d.created)), benchkit.PerEvent(d.cpu, n), d.pending, d.running, wantPending, wantRunning)
 		if d.pending != wantPending || d.running != wantRunning {
 			return fmt.Errorf("the daemon folded pending %d running %d, expected %d and %d", d.pending, d.running, wantPending, wantRunning)
 		}
@@ -183,8 +206,9 @@ func run(res *benchkit.Result, n, hodeiN, reps int, dir, cpuprof, memprof string
 		}
 		return v
 	}
-	note := fmt.Sprintf("median of %d alternating runs (per run %.2f to %.2f of bare; bare %s to %s, ours %s to %s); the daemon's figure includes starting its consumer and loop; pools use the fake recording provider",
-		reps, lo, hi, benchkit.Rate(slices.Min(bareRates)), benchkit.Rate(slices.Max(bareRates)), benchkit.Rate(slices.Min(ourRates)), benchkit.Rate(slices.Max(ourRates)))
+	note := fmt.Sprintf("median of %d alternating runs (per run %.2f to %.2f of bare; bare %s to %s, ours %s to %s); process CPU per event (server included), median: bare %s, ours %s; the daemon's figure includes starting its consumer and loop; pools use the fake recording provider",
+		reps, lo, hi, benchkit.Rate(slices.Min(bareRates)), benchkit.Rate(slices.Max(bareRates)), benchkit.Rate(slices.Min(ourRates)), benchkit.Rate(slices.Max(ourRates)),
+		benchkit.PerEvent(benchkit.Median(bareCPU), n), benchkit.PerEvent(benchkit.Median(ourCPU), n))
 	res.Rows = append(res.Rows, benchkit.Row{
 		ID: "1", What: fmt.Sprintf("ingest: %s job events through consumer, decode, validate, loop and ledger", count(n)),
 		Reference: fmt.Sprintf("bare JetStream %s (only counts): %s", kind, benchkit.Rate(bare)),
@@ -206,13 +230,7 @@ func run(res *benchkit.Result, n, hodeiN, reps int, dir, cpuprof, memprof string
 		Note: fmt.Sprintf("median of %d alternating runs (per run %.2f× to %.2f×; bare %s to %s, ours %s to %s); NATS external to the daemon (same process); fake recording provider",
 			reps, rlo, rhi, benchkit.Dur(slices.Min(bareTotals)), benchkit.Dur(slices.Max(bareTotals)), benchkit.Dur(slices.Min(ourTotals)), benchkit.Dur(slices.Max(ourTotals))),
 	})
-	res.Raw = map[string]any{"bare_rates": bareRates, "our_rates": ourRates, "bare_totals": bareTotals, "our_totals": ourTotals}
-	if hodeiN > 0 {
-		if err := hodeiRow(ctx, res, url, hodeiN, reps); err != nil {
-			log.Printf("hodei-jobs ingest: %v", err)
-			res.Rows = append(res.Rows, benchkit.NotRun("1h", "ingest, hodei-jobs input", "error: "+err.Error()))
-		}
-	}
+	res.Raw = map[string]any{"bare_rates": bareRates, "our_rates": ourRates, "bare_totals": bareTotals, "our_totals": ourTotals, "bare_cpu": bareCPU, "our_cpu": ourCPU}
 	return nil
 }
 
@@ -243,6 +261,7 @@ func expected(evs []benchkit.Event) (pending, running int) {
 
 type daemonResult struct {
 	created, started, ready time.Time
+	cpu                     time.Duration // the process's, app.New to ready
 	pending, running        int
 }
 
@@ -287,12 +306,14 @@ func daemonRun(prof profiles, wantPending, wantRunning int, url string, inputs [
 			return r, err
 		}
 	}
+	cpu := benchkit.ProcessCPU()
 	d, err := benchkit.StartDaemon(cfg, provs, zerolog.New(io.Discard))
 	if err != nil {
 		return r, err
 	}
 	r.created, r.started = d.Created, d.Started
 	r.ready, err = d.WaitReady(5 * time.Minute)
+	r.cpu = benchkit.ProcessCPU() - cpu
 	stopCPU()
 	if prof.mem != "" {
 		if err := benchkit.WriteAllocs(prof.mem); err != nil {

@@ -30,7 +30,7 @@ func (l *Ledger) rerun(id domain.JobID, t tomb, w domain.WorkerID, at time.Time)
 		return Change{Result: Duplicate}
 	}
 	l.jobs[id] = job{state: jobRunning, worker: w, since: at}
-	l.jobAges = append(l.jobAges, aged{id, at})
+	l.jobAges = append(l.jobAges, aged{id, instantOf(at)})
 	l.running++
 	l.byWorker[w]++
 	return Change{Result: Applied, To: w, Rerun: true}
@@ -38,8 +38,9 @@ func (l *Ledger) rerun(id domain.JobID, t tomb, w domain.WorkerID, at time.Time)
 
 // tomb records that job id finished at at, closed by worker w.
 func (l *Ledger) tomb(id domain.JobID, at time.Time, w domain.WorkerID) {
-	l.tombstones[id] = tomb{at: at, by: w}
-	l.tombAges = append(l.tombAges, aged{id, at})
+	i := instantOf(at)
+	l.tombstones[id] = tomb{at: i, by: w}
+	l.tombAges = append(l.tombAges, aged{id, i})
 }
 
 // Knows reports whether the ledger holds job id, open or finished.

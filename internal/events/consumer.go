@@ -256,15 +256,14 @@ func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 		return d
 	}
 	ev, err := c.Decoder.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data())
-	if _, kind, ok := c.Decoder.Subjects.ParseJob(msg.Subject()); ok {
-		d.Type = kind.Type()
-	} else {
-		d.Type = "unknown"
-	}
 	if err != nil {
+		d.Type = subjectType(c.Decoder.Subjects, msg.Subject())
 		d.Err = err
 		return d
 	}
+	// Decoded: its kind is the subject's (validate checks it), so the
+	// subject need not be parsed a second time.
+	d.Type = ev.Kind.Type()
 	if haveMeta {
 		ev.Seq, ev.Stored = md.seq, md.stored
 	}
@@ -274,6 +273,15 @@ func (c *Consumer) decode(msg jetstream.Msg) domain.Delivery {
 	}
 	d.Event = ev
 	return d
+}
+
+// subjectType is the event type a job subject names, "unknown" when it
+// is not a job subject: the label of a message that did not decode.
+func subjectType(subjects Subjects, subject string) string {
+	if _, kind, ok := subjects.ParseJob(subject); ok {
+		return kind.Type()
+	}
+	return "unknown"
 }
 
 // metadata is msg's stream sequence, time and pending count:

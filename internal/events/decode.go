@@ -26,6 +26,10 @@ type Decoder struct {
 	// MaxClockSkew is how far in the future of the stream's clock an
 	// event's time may lie (nats.max_clock_skew); 0: no check.
 	MaxClockSkew time.Duration
+	// Workers, when set, shares the string of a worker id among the
+	// events that carry it (structured mode's fast path; see Interner).
+	// The Consumer of an input sets one (internal/inputs).
+	Workers *Interner
 }
 
 // envelope decodes the CloudEvent and the job data in one pass.
@@ -88,7 +92,7 @@ func (d Decoder) decode(subject string, payload []byte, fast bool) (domain.JobEv
 		// (decodeFull) escapes through json.Unmarshal's argument, and
 		// declared here it would be allocated for every event.
 		var env envelope
-		if scanEnvelope(payload, &env, string(pool)) {
+		if scanEnvelope(payload, &env, string(pool), d.Workers) {
 			return d.finish(pool, kind, &env)
 		}
 	}

@@ -26,9 +26,10 @@ import (
 // as without the fast path.
 //
 // pool is the subject's pool: a data.pool equal to it shares its string.
-func scanEnvelope(p []byte, env *envelope, pool string) bool {
+// workers, when not nil, gives data.worker_id's string (Interner).
+func scanEnvelope(p []byte, env *envelope, pool string, workers *Interner) bool {
 	*env = envelope{}
-	s := scanner{Cursor: jsonscan.Cursor{Text: p}, pool: pool}
+	s := scanner{Cursor: jsonscan.Cursor{Text: p}, pool: pool, workers: workers}
 	s.WS()
 	if !s.Eat('{') {
 		return false
@@ -100,7 +101,8 @@ func scanEnvelope(p []byte, env *envelope, pool string) bool {
 // scanner walks a JSON text; every method reports false to decline.
 type scanner struct {
 	jsonscan.Cursor
-	pool string
+	pool    string
+	workers *Interner
 }
 
 // common strings of the contract, kept without an allocation.
@@ -123,6 +125,7 @@ const (
 	copied      stringMode = iota // a copy of the payload's bytes
 	common                        // one of the interned strings, else a copy
 	checkedOnly                   // the payload's own bytes, not copied: for an attribute only checked, never kept past Decode (the CloudEvent source)
+	worker                        // the scanner's Interner's string (a copy without one)
 )
 
 // stringOrNull decodes a string into dst; null leaves dst as it is (as
@@ -138,6 +141,8 @@ func (s *scanner) stringOrNull(dst *string, mode stringMode) bool {
 	switch mode {
 	case common:
 		*dst = intern(b)
+	case worker:
+		*dst = s.workers.String(b)
 	case checkedOnly:
 		// Shares the payload's memory, which the caller does not change
 		// while Decode runs; validate only checks it is not empty and no
@@ -238,8 +243,11 @@ func (s *scanner) data(d *domain.JobData) bool {
 			return false
 		}
 		mode := copied
-		if bit == fOutcome {
+		switch bit {
+		case fOutcome:
 			mode = common
+		case fWorker:
+			mode = worker
 		}
 		return s.stringOrNull(str, mode)
 	})

@@ -3,9 +3,11 @@ package events
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
 )
@@ -19,8 +21,13 @@ var scanSubjects = []string{"hodei.jobs.p.queued", "hodei.jobs.p.started", "hode
 // error with the same reason, with and without the fast path.
 func scanAgrees(t *testing.T, payload []byte) (fast bool) {
 	t.Helper()
-	var got envelope
-	fast = scanEnvelope(payload, &got, "p")
+	var got, again envelope
+	workers := NewInterner()
+	fast = scanEnvelope(payload, &got, "p", workers)
+	// Again with the worker id's string now in the Interner: the same.
+	if scanEnvelope(payload, &again, "p", workers) != fast || !reflect.DeepEqual(got, again) {
+		t.Fatalf("a second scan with the worker interned differs:\n%+v\n%+v\nfrom\n%q", got, again, payload)
+	}
 	if got.hasAt { // the scanner's time without a pointer, as json.Unmarshal has it
 		at := got.at
 		got.Time, got.at, got.hasAt = &at, time.Time{}, false
@@ -37,7 +44,7 @@ func scanAgrees(t *testing.T, payload []byte) (fast bool) {
 			t.Fatalf("fast path accepted what CheckJSONText rejects (%v):\n%q", err, payload)
 		}
 	}
-	d := Decoder{Subjects: Subjects{Prefix: "hodei"}, MaxBytes: 1 << 16}
+	d := Decoder{Subjects: Subjects{Prefix: "hodei"}, MaxBytes: 1 << 16, Workers: workers}
 	for _, subject := range scanSubjects {
 		fev, ferr := d.decode(subject, payload, true)
 		sev, serr := d.decode(subject, payload, false)
@@ -156,7 +163,7 @@ func BenchmarkScanEnvelope(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var env envelope
-		if !scanEnvelope(p, &env, "pool-007") {
+		if !scanEnvelope(p, &env, "pool-007", nil) {
 			b.Fatal("declined")
 		}
 	}
@@ -179,7 +186,7 @@ func TestDecodeAllocations(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var env envelope
-			if !scanEnvelope(tc.payload, &env, "pool-007") {
+			if !scanEnvelope(tc.payload, &env, "pool-007", nil) {
 				t.Fatalf("declined %q", tc.payload)
 			}
 			got := testing.AllocsPerRun(100, func() {
@@ -192,5 +199,68 @@ func TestDecodeAllocations(t *testing.T) {
 				t.Errorf("%v allocations per Decode, want at most %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// With an Interner (as the consumer of an input has), a worker's started
+// and finished events share its id's string: one allocation less each
+// than TestDecodeAllocations' 3, and the same string every time.
+func TestDecodeAllocationsSharedWorker(t *testing.T) {
+	w := "5d0c4bd8-55d4-4a71-8c3e-0b6c0a4cbb7e"
+	d := Decoder{Subjects: Subjects{Prefix: "hodei"}, MaxBytes: 1 << 16, Workers: NewInterner()}
+	for _, tc := range []struct {
+		name, subject string
+		payload       []byte
+		want          float64
+	}{
+		{"queued", "hodei.jobs.pool-007.queued", encoded(t, domain.TypeJobQueued, domain.JobData{JobID: "job-000123456", Pool: "pool-007"}), 2},
+		{"started", "hodei.jobs.pool-007.started", encoded(t, domain.TypeJobStarted, domain.JobData{JobID: "job-000123456", Pool: "pool-007", WorkerID: w}), 2},
+		{"finished", "hodei.jobs.pool-007.finished", encoded(t, domain.TypeJobFinished, domain.JobData{JobID: "job-000123456", Pool: "pool-007", WorkerID: w, Outcome: "succeeded"}), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first, err := d.Decode(tc.subject, tc.payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := testing.AllocsPerRun(100, func() {
+				ev, err := d.Decode(tc.subject, tc.payload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ev.WorkerID != first.WorkerID || unsafe.StringData(string(ev.WorkerID)) != unsafe.StringData(string(first.WorkerID)) {
+					t.Fatalf("worker %q at %p, first %q at %p: not shared", ev.WorkerID, unsafe.StringData(string(ev.WorkerID)), first.WorkerID, unsafe.StringData(string(first.WorkerID)))
+				}
+			})
+			t.Logf("%v allocations per Decode", got)
+			if got > tc.want {
+				t.Errorf("%v allocations per Decode, want at most %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// An Interner's strings are always equal to the bytes asked for, also
+// when far more values than its slots evict each other, and a value asked
+// for again right away is the same string.
+func TestInternerStrings(t *testing.T) {
+	in := NewInterner()
+	for i := range 4 * internSlots {
+		b := []byte(fmt.Sprintf("worker-%07d", i))
+		s := in.String(b)
+		if s != string(b) {
+			t.Fatalf("%q interned as %q", b, s)
+		}
+		b[0] = 'W' // the string must not share the caller's bytes
+		if s[0] != 'w' {
+			t.Fatalf("interned string changed with its bytes: %q", s)
+		}
+		b[0] = 'w'
+		if again := in.String(b); unsafe.StringData(again) != unsafe.StringData(s) {
+			t.Fatalf("%q asked again: another string", b)
+		}
+	}
+	var none *Interner
+	if s := none.String([]byte("x")); s != "x" {
+		t.Fatalf("nil Interner: %q", s)
 	}
 }

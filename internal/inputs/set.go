@@ -86,7 +86,7 @@ func (s *Set) Run(ctx context.Context, deliver func(domain.Delivery)) error {
 // consumer reads one input.
 func (s *Set) consumer(in config.Input) *events.Consumer {
 	log := s.log.With().Str("input", in.Name).Logger()
-	dec := events.Decoder{Subjects: s.subjects, MaxBytes: s.cfg.NATS.MaxEventBytes, MaxClockSkew: s.cfg.NATS.MaxClockSkew.D()}
+	dec := events.Decoder{Subjects: s.subjects, MaxBytes: s.cfg.NATS.MaxEventBytes, MaxClockSkew: s.cfg.NATS.MaxClockSkew.D(), Workers: events.NewInterner()}
 	c := &events.Consumer{JS: s.js, Decoder: dec, Log: log}
 	switch in.Format {
 	case config.FormatHodeiJobs:

@@ -17,6 +17,9 @@ type BareRead struct {
 	// the consumer existed, First and Last when the first and the n-th
 	// message arrived.
 	Connect, Ready, First, Last time.Time
+	// CPU is the process's CPU time from the start to the n-th message
+	// (the NATS server's too, when it runs in this process).
+	CPU time.Duration
 }
 
 // Rate is messages per second from the first to the last message.
@@ -43,6 +46,11 @@ func ReadBare(ctx context.Context, url string, n, pullMax int, kind string) (Bar
 // own stream of a hodei-jobs input).
 func ReadBareFrom(ctx context.Context, url, stream, filter string, n, pullMax int, kind string) (BareRead, error) {
 	r := BareRead{Kind: kind, Connect: time.Now()}
+	cpu := ProcessCPU()
+	if n < 1 {
+		// No message would ever be the n-th: the read would wait for ctx.
+		return r, fmt.Errorf("bare read of %d messages: at least one is needed", n)
+	}
 	nc, js, err := Connect(url)
 	if err != nil {
 		return r, err
@@ -101,6 +109,7 @@ func ReadBareFrom(ctx context.Context, url, stream, filter string, n, pullMax in
 	}
 	select {
 	case <-done:
+		r.CPU = ProcessCPU() - cpu
 		return r, nil
 	case <-ctx.Done():
 		return r, fmt.Errorf("bare read: %d of %d messages: %w", count, n, ctx.Err())
