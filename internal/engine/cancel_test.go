@@ -120,8 +120,9 @@ func TestEngineBootingWorkerRules(t *testing.T) {
 			if n := count(fx.Ops, OpStop); n != tt.wantStops {
 				t.Fatalf("%d stops (ops %+v), want %d", n, fx.Ops, tt.wantStops)
 			}
-			if tt.wantStops > 0 && (len(fx.Decisions) != 1 || fx.Decisions[0].Direction != "down") {
-				t.Fatalf("decisions %+v, want one down", fx.Decisions)
+			if tt.wantStops > 0 && (len(fx.Decisions) != 1 || fx.Decisions[0].Direction != "down" ||
+				!strings.Contains(fx.Decisions[0].Data.Reason, fmt.Sprintf("; stopping %d booting worker(s): surplus, desired", tt.wantStops))) {
+				t.Fatalf("decisions %+v, want one down saying why booting workers stop", fx.Decisions)
 			}
 			for _, o := range fx.Ops {
 				if tt.startOnFirst && o.Worker == creates[0].Worker {

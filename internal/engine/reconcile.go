@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"iter"
+	"strings"
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
@@ -70,10 +71,14 @@ func (p *Pool) publishDecision(st policy.State, d policy.Decision, plan policy.P
 		return
 	}
 	p.published, p.lastPublished = true, d.Desired
+	reason := d.Reason
+	if len(plan.Cancel) > 0 && !p.cfg.DryRun {
+		reason += fmt.Sprintf("; stopping %d booting worker(s): %s", len(plan.Cancel), strings.TrimPrefix(plan.CancelReason, "stopped while booting: "))
+	}
 	fx.Decisions = append(fx.Decisions, Decision{Direction: p.direction(st, d, plan), Data: domain.DecisionData{
 		Pool: string(p.cfg.Name), Current: st.Current(), Desired: d.Desired,
 		Pending: st.Pending, Running: st.Running, Idle: st.Idle, Busy: st.Busy,
-		Reason: d.Reason, DryRun: p.cfg.DryRun, Extensions: p.cause,
+		Reason: reason, DryRun: p.cfg.DryRun, Extensions: p.cause,
 	}})
 	p.cause = nil
 }
