@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"iter"
+	"strings"
 	"time"
 
 	"github.com/hodei/hodei-autoscaler/internal/domain"
@@ -25,6 +27,7 @@ func (p *Pool) reconcile(now time.Time, fx *Effects) {
 	created := p.create(plan.Create, d.Reason, now, fx)
 	p.budget.took(p.cfg.Cost, created)
 	stopped := p.drainIdle(plan.Stop, now, fx)
+	stopped += p.cancelBooting(plan.Cancel, plan.CancelReason, now, fx)
 	p.hist.Scaled(created, stopped, p.cfg.Settings, now)
 	p.retryFailedCalls(now, fx)
 	p.wake(plan.NextWake)
@@ -52,6 +55,7 @@ func (p *Pool) plan(st policy.State, d policy.Decision, now time.Time) policy.Pl
 	plan := policy.MakePlan(st, p.cfg.Settings, d, policy.Supply{
 		IdleOldestFirst:         p.idleCandidates(),
 		ProvisioningOldestFirst: p.provisioning.candidates(),
+		CancellableNewestFirst:  p.cancellable(now),
 		CreateBlockedUntil:      until,
 		Unavailable:             unavailable,
 	}, now)
@@ -67,10 +71,14 @@ func (p *Pool) publishDecision(st policy.State, d policy.Decision, plan policy.P
 		return
 	}
 	p.published, p.lastPublished = true, d.Desired
+	reason := d.Reason
+	if len(plan.Cancel) > 0 && !p.cfg.DryRun {
+		reason += fmt.Sprintf("; stopping %d booting worker(s): %s", len(plan.Cancel), strings.TrimPrefix(plan.CancelReason, "stopped while booting: "))
+	}
 	fx.Decisions = append(fx.Decisions, Decision{Direction: p.direction(st, d, plan), Data: domain.DecisionData{
 		Pool: string(p.cfg.Name), Current: st.Current(), Desired: d.Desired,
 		Pending: st.Pending, Running: st.Running, Idle: st.Idle, Busy: st.Busy,
-		Reason: d.Reason, DryRun: p.cfg.DryRun, Extensions: p.cause,
+		Reason: reason, DryRun: p.cfg.DryRun, Extensions: p.cause,
 	}})
 	p.cause = nil
 }
@@ -87,7 +95,7 @@ func (p *Pool) direction(st policy.State, d policy.Decision, plan policy.Plan) s
 		return "none"
 	case plan.Create > 0:
 		return "up"
-	case len(plan.Stop) > 0:
+	case len(plan.Stop) > 0, len(plan.Cancel) > 0:
 		return "down"
 	}
 	return "none"
@@ -160,6 +168,47 @@ func (p *Pool) drainIdle(ids []domain.WorkerID, now time.Time, fx *Effects) int 
 		}
 	}
 	return stopped
+}
+
+// cancelBooting drains the planned workers that are still booting with no
+// job and no provider call in flight, and says how many. A create that
+// has returned leaves a worker the provider stops like an idle one.
+func (p *Pool) cancelBooting(ids []domain.WorkerID, reason string, now time.Time, fx *Effects) int {
+	stopped := 0
+	for _, id := range ids {
+		if w := p.workers[id]; w != nil && p.mayCancel(w, now) {
+			p.drain(w, now, fx, reason)
+			stopped++
+		}
+	}
+	return stopped
+}
+
+// mayCancel reports whether a booting worker may be stopped before it is
+// ready: no job (an adopted one may have one in the ledger), none by its
+// heartbeat, and no provider call in flight (a create still running would
+// leave the stop with nothing to act on; the next plan after it returns
+// may choose the worker).
+func (p *Pool) mayCancel(w *worker, now time.Time) bool {
+	return w.state == domain.StateProvisioning && w.op == OpNone && !p.busyNow(w, now)
+}
+
+// cancellable yields the booting workers the plan may stop before they
+// are ready, newest first: for a tiered pool the last tier's first.
+func (p *Pool) cancellable(now time.Time) iter.Seq[policy.Candidate] {
+	return func(yield func(policy.Candidate) bool) {
+		tiers := 1
+		if p.tiered() {
+			tiers = len(p.tiers)
+		}
+		for t := tiers - 1; t >= 0; t-- {
+			for w := p.provisioning.tail; w != nil; w = w.prev {
+				if (!p.tiered() || w.tier == t) && p.mayCancel(w, now) && !yield(policy.Candidate{ID: w.id, Since: w.since}) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // retryFailedCalls issues again the stops and deletes that failed, once
