@@ -58,7 +58,7 @@ type Reconciler struct {
 	now  func() time.Time
 
 	deliveries chan domain.Delivery
-	opDone     chan opResult
+	results    results // provider call results, handed over without blocking (results.go)
 	observed   chan observation
 	updates    chan update
 	done       chan struct{}
@@ -115,7 +115,7 @@ func New(eng *engine.Engine, provs map[domain.PoolName]providers.Provider, pub P
 		dlog: log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Second,
 			NextSampler: &zerolog.BasicSampler{N: 1000}}),
 		deliveries: make(chan domain.Delivery, 8192),
-		opDone:     make(chan opResult, 256),
+		results:    newResults(),
 		observed:   make(chan observation, 256),
 		updates:    make(chan update),
 		done:       make(chan struct{}),
@@ -210,8 +210,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		select {
 		case d := <-r.deliveries:
 			r.apply(d)
-		case res := <-r.opDone:
-			r.finish(res)
+		case <-r.results.ready:
+			r.finishAll()
 		case o := <-r.observed:
 			r.observe(o)
 		case hb := <-r.heartbeats:
@@ -250,8 +250,8 @@ func (r *Reconciler) drainQueued() {
 		default:
 		}
 		select {
-		case res := <-r.opDone:
-			r.finish(res)
+		case <-r.results.ready:
+			r.finishAll()
 		case o := <-r.observed:
 			r.observe(o)
 		default:
@@ -428,62 +428,71 @@ func (r *Reconciler) start(ctx context.Context, o engine.Op) {
 	}
 	go func() {
 		defer prov.release()
-		// A stop may wait for a busy worker for drain_timeout: it holds
-		// no slot of max_concurrent_ops, or long drains would starve
-		// creates.
-		if o.Kind != engine.OpStop {
-			select {
-			case r.sem <- struct{}{}:
-			case <-ctx.Done():
-				r.report(opResult{op: o, err: ctx.Err()})
-				return
-			}
-			defer func() { <-r.sem }()
-		}
-		// The last check before the call leaves: the lease's safety slack
-		// covers the moment from here to the provider.
-		if !r.mayAct(o.Pool, r.now()) {
-			r.report(opResult{op: o, err: ErrFenced})
-			return
-		}
-		timeout := r.opt.ProviderTimeout
-		if o.Kind == engine.OpStop {
-			timeout += max(o.Grace, o.DrainTimeout)
-		}
-		tctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		cctx, unfence := r.fenceBound(tctx, o.Pool)
-		defer unfence()
-		var res opResult
-		res.op = o
-		switch o.Kind {
-		case engine.OpCreate:
-			res.worker, res.err = prov.Create(cctx, providers.WorkerSpec{ID: o.Worker, Pool: o.Pool})
-		case engine.OpStop:
-			res.killedBusy, res.err = stopWorker(cctx, prov.Provider, o, d, r.opt.DrainPoll)
-		case engine.OpDelete:
-			res.err = prov.Delete(cctx, o.Worker)
-		}
-		if errors.Is(res.err, providers.ErrNotFound) && o.Kind != engine.OpCreate {
-			res.err = nil
-		}
-		res.err = fencedErr(cctx, res.err)
-		result := "ok"
-		if res.err != nil {
-			result = "error"
-		}
-		r.m.ProviderOps.WithLabelValues(string(o.Pool), prov.Name(), o.Kind.String(), result).Inc()
-		if !errors.Is(res.err, errFenceClosed) { // not the provider's failure
-			b.Record(res.err, r.now())
-		}
-		r.report(res)
+		r.report(r.call(ctx, o, prov, b, d))
 	}()
 }
 
-func (r *Reconciler) report(res opResult) {
-	select {
-	case r.opDone <- res:
-	case <-r.done:
+// call makes one provider call for o and returns its result. Its slot of
+// max_concurrent_ops is released when the call returns, before the result
+// is handed to the loop: a loop busy with a burst must not hold the slots
+// (and with them the creates still waiting for one) while results queue.
+func (r *Reconciler) call(ctx context.Context, o engine.Op, prov *liveProvider, b *Breaker, d *drain) opResult {
+	// A stop may wait for a busy worker for drain_timeout: it holds
+	// no slot of max_concurrent_ops, or long drains would starve
+	// creates.
+	if o.Kind != engine.OpStop {
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			return opResult{op: o, err: ctx.Err()}
+		}
+		defer func() { <-r.sem }()
+	}
+	// The last check before the call leaves: the lease's safety slack
+	// covers the moment from here to the provider.
+	if !r.mayAct(o.Pool, r.now()) {
+		return opResult{op: o, err: ErrFenced}
+	}
+	timeout := r.opt.ProviderTimeout
+	if o.Kind == engine.OpStop {
+		timeout += max(o.Grace, o.DrainTimeout)
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cctx, unfence := r.fenceBound(tctx, o.Pool)
+	defer unfence()
+	res := opResult{op: o}
+	switch o.Kind {
+	case engine.OpCreate:
+		res.worker, res.err = prov.Create(cctx, providers.WorkerSpec{ID: o.Worker, Pool: o.Pool})
+	case engine.OpStop:
+		res.killedBusy, res.err = stopWorker(cctx, prov.Provider, o, d, r.opt.DrainPoll)
+	case engine.OpDelete:
+		res.err = prov.Delete(cctx, o.Worker)
+	}
+	if errors.Is(res.err, providers.ErrNotFound) && o.Kind != engine.OpCreate {
+		res.err = nil
+	}
+	res.err = fencedErr(cctx, res.err)
+	result := "ok"
+	if res.err != nil {
+		result = "error"
+	}
+	r.m.ProviderOps.WithLabelValues(string(o.Pool), prov.Name(), o.Kind.String(), result).Inc()
+	if !errors.Is(res.err, errFenceClosed) { // not the provider's failure
+		b.Record(res.err, r.now())
+	}
+	return res
+}
+
+// report hands a provider call's result to the loop. It never blocks:
+// the goroutine of the call ends at once, whatever the loop is doing.
+func (r *Reconciler) report(res opResult) { r.results.push(res) }
+
+// finishAll takes in every result reported so far, in the order reported.
+func (r *Reconciler) finishAll() {
+	for _, res := range r.results.take() {
+		r.finish(res)
 	}
 }
 
@@ -509,8 +518,8 @@ func (r *Reconciler) shutdown(opCtx context.Context, abandon context.CancelFunc)
 	r.log.Info().Int("in_flight", r.pending).Bool("stop_workers", r.opt.StopWorkers).Msg("shutting down reconciler")
 	for r.pending > 0 {
 		select {
-		case res := <-r.opDone:
-			r.finish(res)
+		case <-r.results.ready:
+			r.finishAll()
 			// Publish what the results caused, but start nothing new.
 			fx := r.eng.Take()
 			fx.Ops = nil
@@ -524,8 +533,8 @@ func (r *Reconciler) shutdown(opCtx context.Context, abandon context.CancelFunc)
 			defer grace.Stop()
 			for r.pending > 0 {
 				select {
-				case res := <-r.opDone:
-					r.finish(res)
+				case <-r.results.ready:
+					r.finishAll()
 				case <-grace.C:
 					return nil
 				}
