@@ -56,6 +56,9 @@ if want 0; then
 	note "row 0b: instructions per event, decode and fold (callgrind; row not run without valgrind)"
 	rm -f "$OUT/decodefold.json"
 	"$BIN/decodefold" -callgrind "$OUT/decodefold.json" -events 20000 -reps 3 || status=1
+	note "row 0bh: the same for the hodei-jobs input's decode"
+	rm -f "$OUT/decodefold-hodei.json"
+	"$BIN/decodefold" -callgrind "$OUT/decodefold-hodei.json" -events 20000 -reps 3 -hodei || status=1
 fi
 
 if want 1 || want 3; then
